@@ -1,0 +1,34 @@
+// The `gavel` command: dispatches to one verb per subcommand.
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "daemon/cli_check.hpp"
+
+namespace {
+
+constexpr const char* kUsage =
+    "usage: gavel <command> [options]\n"
+    "commands:\n"
+    "  check   compile rule files and report diagnostics and the compiled program\n"
+    "run `gavel <command> --help` for the options of a command\n";
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  if (args.empty() || args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
+    std::cout << kUsage;
+    return args.empty() ? 2 : 0;
+  }
+  std::string verb = args[0];
+  args.erase(args.begin());
+  try {
+    if (verb == "check") return gavel::cli::RunCheck(args, std::cout, std::cerr);
+  } catch (const std::exception& e) {
+    std::cerr << "gavel " << verb << ": internal error: " << e.what() << "\n";
+    return 2;
+  }
+  std::cerr << "gavel: unknown command `" << verb << "`\n" << kUsage;
+  return 2;
+}

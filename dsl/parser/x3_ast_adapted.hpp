@@ -1,0 +1,56 @@
+// Fusion adaptation of the X3 syntax tree, so X3 can fill the structs by attribute.
+// Internal to dsl/parser/.
+#pragma once
+
+#include <boost/fusion/include/adapt_struct.hpp>
+
+#include "dsl/parser/x3_ast.hpp"
+
+namespace A = gavel::dsl::x3ast;
+
+BOOST_FUSION_ADAPT_STRUCT(A::token, kind, text)
+BOOST_FUSION_ADAPT_STRUCT(A::operation, op, rhs)
+BOOST_FUSION_ADAPT_STRUCT(A::expr, first, rest)
+BOOST_FUSION_ADAPT_STRUCT(A::call, name, args, close)
+BOOST_FUSION_ADAPT_STRUCT(A::list_lit, open, items, close)
+BOOST_FUSION_ADAPT_STRUCT(A::unary, op, rhs)
+BOOST_FUSION_ADAPT_STRUCT(A::baseline_test, direction, field, per, history, season, test, amount)
+BOOST_FUSION_ADAPT_STRUCT(A::kw_value, kw, value)
+BOOST_FUSION_ADAPT_STRUCT(A::kw_list, kw, items)
+BOOST_FUSION_ADAPT_STRUCT(A::type_ref, name, currency)
+BOOST_FUSION_ADAPT_STRUCT(A::field, name, type, default_value)
+BOOST_FUSION_ADAPT_STRUCT(A::field_list, kw, fields)
+BOOST_FUSION_ADAPT_STRUCT(A::event_clause, kw, event, where)
+BOOST_FUSION_ADAPT_STRUCT(A::crossing_clause, kw, score, direction, threshold)
+BOOST_FUSION_ADAPT_STRUCT(A::every_clause, kw, spec)
+BOOST_FUSION_ADAPT_STRUCT(A::scope_clause, kw, var, table, window, where)
+BOOST_FUSION_ADAPT_STRUCT(A::let_clause, kw, name, value)
+BOOST_FUSION_ADAPT_STRUCT(A::when_clause, kw, condition, confidence)
+BOOST_FUSION_ADAPT_STRUCT(A::cond_clause, kw, condition)
+BOOST_FUSION_ADAPT_STRUCT(A::rate_clause, kw, count, per)
+BOOST_FUSION_ADAPT_STRUCT(A::approval_clause, kw, expires)
+BOOST_FUSION_ADAPT_STRUCT(A::target_action, kw, target)
+BOOST_FUSION_ADAPT_STRUCT(A::assign_action, kw, target, value)
+BOOST_FUSION_ADAPT_STRUCT(A::realloc_option, kw, amount, per)
+BOOST_FUSION_ADAPT_STRUCT(A::reallocate_action, kw, toward, options)
+BOOST_FUSION_ADAPT_STRUCT(A::named_arg, name, value)
+BOOST_FUSION_ADAPT_STRUCT(A::webhook_action, kw, name, with)
+BOOST_FUSION_ADAPT_STRUCT(A::notify_action, kw, channel, text, runbook)
+BOOST_FUSION_ADAPT_STRUCT(A::message_action, kw, name, via)
+BOOST_FUSION_ADAPT_STRUCT(A::then_clause, kw, actions)
+BOOST_FUSION_ADAPT_STRUCT(A::score_on, kw, event, where, verb, amount, once)
+BOOST_FUSION_ADAPT_STRUCT(A::score_when, kw, condition, verb, amount, once)
+BOOST_FUSION_ADAPT_STRUCT(A::decay_clause, kw, spec)
+BOOST_FUSION_ADAPT_STRUCT(A::branch, kw, event, items)
+BOOST_FUSION_ADAPT_STRUCT(A::step_item, kw, name, act)
+BOOST_FUSION_ADAPT_STRUCT(A::wait_item, kw, duration, events, branches)
+BOOST_FUSION_ADAPT_STRUCT(A::jump_item, kw, target)
+BOOST_FUSION_ADAPT_STRUCT(A::enter_clause, kw, event, condition)
+BOOST_FUSION_ADAPT_STRUCT(A::quiet_clause, kw, from, to, zone)
+BOOST_FUSION_ADAPT_STRUCT(A::table_decl, kw, name, source, clauses, close)
+BOOST_FUSION_ADAPT_STRUCT(A::event_decl, kw, name, updates, fields, close)
+BOOST_FUSION_ADAPT_STRUCT(A::entity_decl, kw, name, key, fields, close)
+BOOST_FUSION_ADAPT_STRUCT(A::score_decl, kw, name, entity, clauses, close)
+BOOST_FUSION_ADAPT_STRUCT(A::rule_decl, kw, name, clauses, close)
+BOOST_FUSION_ADAPT_STRUCT(A::alert_decl, kw, name, clauses, close)
+BOOST_FUSION_ADAPT_STRUCT(A::journey_decl, kw, name, entity, clauses, close)
