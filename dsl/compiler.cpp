@@ -204,11 +204,14 @@ class Compiler {
     return ec ? fs::path(path).lexically_normal().string() : c.string();
   }
 
-  void Enqueue(const std::string& name, std::string text, Span) {
+  // `import_span` is the import that asked for the file (end == 0 for a file named by the
+  // caller). Imported files are libraries: what they declare need not all be used.
+  void Enqueue(const std::string& name, std::string text, Span import_span) {
     std::string key = Canonical(name);
     if (loaded_.count(key)) return;
     loaded_.insert(key);
     std::uint32_t id = r_.sources.Add(name, std::move(text));
+    if (import_span.end != 0) imported_files_.insert(id);
     pending_.push_back(id);
   }
 
@@ -216,7 +219,13 @@ class Compiler {
     while (!pending_.empty()) {
       std::uint32_t id = pending_.front();
       pending_.erase(pending_.begin());
+      std::size_t before = d_.list().size();
       files_.push_back(ParseFile(r_.sources, id, d_, o_.limits));
+      for (std::size_t i = before; i < d_.list().size(); ++i) {
+        static const std::set<std::string> kDropsDeclarations = {
+            "syntax", "unknown-clause", "too-deep", "file-too-large", "binary-file"};
+        if (kDropsDeclarations.count(d_.list()[i].code)) declarations_dropped_ = true;
+      }
       File& f = files_.back();
       for (const auto& imp : f.imports) {
         fs::path base = fs::path(r_.sources.file(id).path).parent_path();
@@ -2022,7 +2031,11 @@ class Compiler {
         if (Declare(units, a.name, "alert")) CompileAlert(a, path);
       }
     }
+    // An unused event is worth a warning only in a file the author named: a shared schema
+    // that is imported declares more than each importer uses. After a syntax error the
+    // declaration that used it may be the one that was dropped, so stay quiet then too.
     for (const File& f : files_) {
+      if (imported_files_.count(f.id) || declarations_dropped_) continue;
       for (const auto& e : f.events) {
         if (!used_events_.count(e.name.name)) {
           bool updates = e.updates.has_value();
@@ -2051,6 +2064,8 @@ class Compiler {
   std::vector<File> files_;
   std::vector<std::uint32_t> pending_;
   std::set<std::string> loaded_;
+  std::set<std::uint32_t> imported_files_;
+  bool declarations_dropped_ = false;  // a syntax error cost a whole declaration
   Program program_;
   std::map<std::string, Span> decl_spans_;
   std::map<std::string, Span> table_spans_;
