@@ -6,6 +6,7 @@
 #include "dsl/compiler.hpp"
 
 #include <algorithm>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -140,6 +141,10 @@ struct UnitCtx {
   std::vector<Window> windows;            // innermost last; back() applies to aggregates
   std::string where_sql;
   std::set<std::string>* deps = nullptr;  // declarations this unit reads (for its version)
+  // The trigger's event or score, or the scope's table, is unknown (already reported): names
+  // and aggregates that would have come from it are not reported again.
+  bool unresolved = false;
+  bool in_template = false;               // resolving a `{placeholder}` of a message
 };
 
 class Compiler {
@@ -317,11 +322,11 @@ class Compiler {
         if (t.timezone_span.end) CheckZone(t.timezone, t.timezone_span);
         std::set<std::string> seen = {ti.key, ti.time_column};
         for (const auto& fd : t.dims) {
-          if (!seen.insert(fd.name.name).second) DuplicateField(fd, t.name.name);
+          if (!seen.insert(fd.name.name).second) DuplicateField(fd, "table `" + t.name.name + "`");
           ti.dims.push_back(ToField(fd));
         }
         for (const auto& fd : t.facts) {
-          if (!seen.insert(fd.name.name).second) DuplicateField(fd, t.name.name);
+          if (!seen.insert(fd.name.name).second) DuplicateField(fd, "table `" + t.name.name + "`");
           BaseType b = fd.type.base;
           if (b != BaseType::kError && !IsNumeric(b)) {
             d_.Error("bad-fact", fd.type.span,
@@ -341,7 +346,7 @@ class Compiler {
         ei.key = e.key.name;
         std::set<std::string> seen = {ei.key};
         for (const auto& fd : e.fields) {
-          if (!seen.insert(fd.name.name).second) DuplicateField(fd, ei.name);
+          if (!seen.insert(fd.name.name).second) DuplicateField(fd, "entity `" + ei.name + "`");
           if (fd.default_value) CheckDefault(fd);
           ei.fields.push_back(ToField(fd));
         }
@@ -363,7 +368,7 @@ class Compiler {
                      "every event already has `id`, `time` and `event`");
             continue;
           }
-          if (!seen.insert(fd.name.name).second) DuplicateField(fd, ev.name);
+          if (!seen.insert(fd.name.name).second) DuplicateField(fd, "event `" + ev.name + "`");
           if (fd.default_value) {
             d_.Error("bad-default", fd.default_value->span, "event fields cannot have defaults",
                      "an event must carry every field it declares");
@@ -403,7 +408,7 @@ class Compiler {
 
   void DuplicateField(const FieldDecl& fd, const std::string& owner) {
     d_.Error("duplicate-name", fd.name.span,
-             "field `" + fd.name.name + "` appears twice in `" + owner + "`", "remove one of them");
+             "field `" + fd.name.name + "` appears twice in " + owner, "remove one of them");
   }
 
   void CheckDefault(const FieldDecl& fd) {
@@ -425,17 +430,22 @@ class Compiler {
     return v;
   }
 
+  // "unknown event `x`", or with an owner: "table `adset_daily` has no column `x`". The hint
+  // suggests the closest candidate, or lists them all when there are few.
   void UnknownName(const std::string& name, Span span, const std::vector<std::string>& candidates,
-                   const std::string& what) {
+                   const std::string& what, const std::string& owner = {}) {
     std::string s = ClosestMatch(name, candidates);
     std::string hint;
     if (!s.empty()) {
       hint = "did you mean `" + s + "`?";
     } else if (!candidates.empty() && candidates.size() <= 12) {
-      hint = "known " + what + "s: ";
+      hint = owner.empty() ? "known " + what + "s: " : "the " + what + "s of " + owner + " are ";
       for (std::size_t i = 0; i < candidates.size(); ++i) hint += (i ? ", " : "") + candidates[i];
     }
-    d_.Error("unknown-name", span, "unknown " + what + " `" + name + "`", hint);
+    d_.Error("unknown-name", span,
+             owner.empty() ? "unknown " + what + " `" + name + "`"
+                           : owner + " has no " + what + " `" + name + "`",
+             hint);
   }
 
   // ---------------------------------------------------------------- slots
@@ -461,9 +471,15 @@ class Compiler {
   // The window query for the innermost window of `c`, created on first use.
   int Query(UnitCtx& c, Span at) {
     if (c.windows.empty() || c.windows.back().kind == WindowKind::kNone) {
-      d_.Error("missing-window", at,
-               "an aggregate needs a window, and this " + c.kind + " has none",
-               "add one to the `for each`, e.g. `over last 3d`, or to the value: `spend over last 1h`");
+      // One report per unit: every aggregate of the unit misses the same window.
+      if (!missing_window_reported_) {
+        missing_window_reported_ = true;
+        std::string example = c.table->grain == Grain::kHour ? "24h" : "3d";
+        d_.Error("missing-window", at,
+                 "an aggregate needs a window, and this " + c.kind + " has none",
+                 "say how far back to look: `" + std::string(across_ ? "across " : "for each ") + c.var +
+                     " in " + c.table->name + " over last " + example + "`");
+      }
       return -1;
     }
     const Window& w = c.windows.back();
@@ -540,6 +556,7 @@ class Compiler {
           return Err();
         }
       }
+      if (c.unresolved) return Err();
       if (FindScore(head, "")) {
         d_.Error("unknown-name", e.span,
                  "score `" + head + "` belongs to another entity than this " + c.kind + " works on");
@@ -567,7 +584,7 @@ class Compiler {
       }
       std::vector<std::string> names = {c.entity->key};
       for (const auto& f : c.entity->fields) names.push_back(f.name);
-      UnknownName(field, fspan, names, "field of `" + head + "`");
+      UnknownName(field, fspan, names, "field", "`" + head + "`");
       return Err();
     }
     if (c.table && head == c.var) {
@@ -576,7 +593,7 @@ class Compiler {
       std::vector<std::string> names = {c.table->key};
       for (const auto& f : c.table->dims) names.push_back(f.name);
       for (const auto& f : c.table->facts) names.push_back(f.name);
-      UnknownName(field, fspan, names, "column of `" + c.table->name + "`");
+      UnknownName(field, fspan, names, "column", "table `" + c.table->name + "`");
       return Err();
     }
     if (c.event && head == c.event->name) {
@@ -586,9 +603,10 @@ class Compiler {
       }
       std::vector<std::string> names;
       for (const auto& f : c.event->fields) names.push_back(f.name);
-      UnknownName(field, fspan, names, "field of `" + head + "`");
+      UnknownName(field, fspan, names, "field", "event `" + head + "`");
       return Err();
     }
+    if (c.unresolved) return Err();
     if (program_.FindEntity(head)) {
       d_.Error("wrong-entity", e.path_spans[0],
                "this " + c.kind + " does not work on a `" + head + "`",
@@ -628,11 +646,19 @@ class Compiler {
         EmitLoad(out, Slot(c, SlotKind::kAggregate, name, a, q, type));
         return true;
       }
-      d_.Error("fact-outside-aggregate", span,
-               "`" + name + "` is measured per " +
-                   (c.table->grain == Grain::kHour ? "hour" : "day") +
-                   "; use it inside an aggregate such as `sum(" + name + ")`",
-               "or give it a window: `" + name + " over last 1h`");
+      std::string grain = c.table->grain == Grain::kHour ? "hour" : "day";
+      if (c.in_template) {
+        d_.Error("fact-outside-aggregate", span,
+                 "`" + name + "` has one value per " + grain + ", so a message cannot show it as it is",
+                 "add it up first: `let total_" + name + " = sum(" + name + ")`, then write `{total_" + name +
+                     "}`");
+      } else {
+        d_.Error("fact-outside-aggregate", span,
+                 "`" + name + "` has one value per " + grain +
+                     "; use it inside an aggregate such as `sum(" + name + ")`",
+                 "or give it a window of its own: `" + name + " over last " +
+                     (c.table->grain == Grain::kHour ? "1h" : "1d") + "`");
+      }
       type = Err();
       return true;
     }
@@ -689,13 +715,23 @@ class Compiler {
     auto agg = kAggs.find(fn);
     bool scalar_minmax = (fn == "min" || fn == "max") && e.args.size() == 2;
     if (agg != kAggs.end() && !scalar_minmax) {
+      if (!c.table && c.unresolved) return Err();
       if (!c.table || c.row_level) {
-        d_.Error("aggregate-not-allowed", e.span,
-                 c.row_level ? "an aggregate cannot be used in a `where` filter"
-                             : "`" + fn + "(...)` adds up rows of a table; this " + c.kind +
-                                   " reads no table",
-                 c.row_level ? "put it in `when` instead"
-                             : "add `for each VAR in TABLE over last 3d` to the " + c.kind);
+        if (c.row_level) {
+          d_.Error("aggregate-not-allowed", e.span, "an aggregate cannot be used in a `where` filter",
+                   "`where` picks rows one at a time; test the total in `when` instead");
+        } else if (c.kind == "rule" && c.event) {
+          d_.Error("aggregate-not-allowed", e.span,
+                   "`" + fn + "(...)` adds up rows of a warehouse table, and this rule reacts to one `" +
+                       c.event->name + "` event",
+                   "aggregates belong in scheduled rules: `every 1h` with `for each VAR in TABLE over last 3d`");
+        } else {
+          d_.Error("aggregate-not-allowed", e.span,
+                   "`" + fn + "(...)` adds up rows of a warehouse table, and this " + c.kind + " reads no table",
+                   c.kind == "rule" || c.kind == "alert"
+                       ? "add `for each VAR in TABLE over last 3d` to the " + c.kind
+                       : "aggregates belong in scheduled rules and alerts");
+        }
         return Err();
       }
       std::string column;
@@ -728,7 +764,7 @@ class Compiler {
           } else {
             std::vector<std::string> names;
             for (const auto& ff : c.table->facts) names.push_back(ff.name);
-            UnknownName(name, a.span, names, "fact of `" + c.table->name + "`");
+            UnknownName(name, a.span, names, "fact", "table `" + c.table->name + "`");
           }
           return Err();
         }
@@ -781,6 +817,7 @@ class Compiler {
   }
 
   TypeRef EmitBaseline(const Expr& e, CompiledExpr& out, UnitCtx& c) {
+    if (!c.table && c.unresolved) return Err();
     if (!c.anomalies || !c.table) {
       d_.Error("baseline-not-allowed", e.span,
                "a baseline test belongs in an `alert` with `for each VAR in TABLE`");
@@ -811,7 +848,7 @@ class Compiler {
       if (!f) {
         std::vector<std::string> names;
         for (const auto& ff : c.table->facts) names.push_back(ff.name);
-        UnknownName(Join(path), span, names, "fact of `" + c.table->name + "`");
+        UnknownName(Join(path), span, names, "fact", "table `" + c.table->name + "`");
       }
       return f;
     };
@@ -834,10 +871,19 @@ class Compiler {
       return Err();
     }
     std::int64_t grain = c.table->grain == Grain::kHour ? 3600 : 86400;
-    if (b.history_seconds % grain != 0 || b.history_seconds <= a.subject_window_seconds) {
+    std::string unit = grain == 3600 ? "hour" : "day";
+    if (b.history_seconds % grain != 0) {
       d_.Error("grain-mismatch", b.history_span,
-               "the baseline history must be longer than the tested window and a whole number of " +
-                   std::string(grain == 3600 ? "hours" : "days"));
+               "table `" + c.table->name + "` has one row per " + unit +
+                   ", so the baseline history must be a whole number of " + unit + "s",
+               grain == 3600 ? "use e.g. `7d` or `168h`" : "use e.g. `28d`");
+      return Err();
+    }
+    if (b.history_seconds <= a.subject_window_seconds) {
+      d_.Error("short-history", b.history_span,
+               "the baseline history (" + std::string(r_.sources.Text(b.history_span)) +
+                   ") must be longer than the window it is compared with",
+               "a baseline describes what is usual over a long stretch, such as `28d`");
       return Err();
     }
     if (b.season == Seasonality::kHourOfWeek && b.history_seconds < 14 * 86400) {
@@ -848,8 +894,24 @@ class Compiler {
     }
     if ((b.season == Seasonality::kHourOfWeek || b.season == Seasonality::kHourOfDay) &&
         c.table->grain != Grain::kHour) {
-      d_.Error("grain-mismatch", e.span, "`same hour of ...` needs an hourly table; `" +
-                                             c.table->name + "` is daily");
+      // Underline the seasonality itself: it follows the history inside the baseline(...).
+      Span ss = e.span;
+      std::string_view rest = r_.sources.Text(Span{e.span.file, b.history_span.end, e.span.end});
+      if (auto at = rest.find("same"); at != std::string_view::npos) {
+        std::string_view season = rest.substr(at);
+        std::size_t len = season.find(')');
+        if (len != std::string_view::npos) {
+          while (len > 0 && (season[len - 1] == ' ' || season[len - 1] == '\t')) --len;
+          ss.begin = b.history_span.end + static_cast<std::uint32_t>(at);
+          ss.end = ss.begin + static_cast<std::uint32_t>(len);
+        }
+      }
+      std::string what = b.season == Seasonality::kHourOfWeek ? "same hour of week" : "same hour of day";
+      d_.Error("grain-mismatch", ss,
+               "`" + what + "` compares hours, and table `" + c.table->name + "` has one row per day",
+               b.season == Seasonality::kHourOfWeek
+                   ? "use `same day of week`, or watch an hourly table"
+                   : "remove it, or watch an hourly table");
       return Err();
     }
     std::string sql = "SELECT " + QuoteIdent(c.table->key) + " AS key, " + QuoteIdent(c.table->time_column) +
@@ -897,12 +959,14 @@ class Compiler {
       case ExprKind::kCall:
         return EmitCall(e, out, c, in_window);
       case ExprKind::kWindowed: {
+        if (!c.table && c.unresolved) return Err();
         if (!c.table || c.row_level) {
           d_.Error("window-not-allowed", e.window.span,
                    "`over` needs a table: this " + c.kind + " has no `for each VAR in TABLE`");
           return Err();
         }
-        if (!CheckGrain(e.window, *c.table)) return Err();
+        // A window the lowering refused (`over last 12`) is already reported.
+        if (e.window.kind == WindowKind::kNone || !CheckGrain(e.window, *c.table)) return Err();
         c.windows.push_back(e.window);
         TypeRef t = Emit(*e.args[0], out, c, true);
         c.windows.pop_back();
@@ -1010,6 +1074,7 @@ class Compiler {
     if (e.op == Op::kEq || e.op == Op::kNe || e.op == Op::kLt || e.op == Op::kLe ||
         e.op == Op::kGt || e.op == Op::kGe) {
       if (!Comparable(a, b, why)) {
+        CurrencyHint(e, a, b, why);
         d_.Error("unit-mismatch", e.args[1]->span,
                  "cannot compare " + TypeName(a) + " with " + TypeName(b), why);
         return Err();
@@ -1023,12 +1088,27 @@ class Compiler {
     }
     TypeRef r = Arithmetic(e.op, a, b, why);
     if (r.base == BaseType::kError) {
+      CurrencyHint(e, a, b, why);
       const char* verb = e.op == Op::kAdd ? "add" : e.op == Op::kSub ? "subtract"
                          : e.op == Op::kMul ? "multiply" : "divide";
       d_.Error("unit-mismatch", e.args[1]->span,
                std::string("cannot ") + verb + " " + TypeName(a) + " and " + TypeName(b), why);
     }
     return r;
+  }
+
+  // Money against a bare number literal: show the fix with the author's own number.
+  void CurrencyHint(const Expr& e, const TypeRef& a, const TypeRef& b, std::string& why) {
+    for (int i = 0; i < 2; ++i) {
+      const TypeRef& money = i == 0 ? a : b;
+      const Expr& other = *e.args[1 - i];
+      const TypeRef& other_type = i == 0 ? b : a;
+      if (money.base == BaseType::kMoney && other_type.base == BaseType::kNumber &&
+          other.kind == ExprKind::kNumber && other.unit.empty()) {
+        why = "give the number a currency: `" + std::string(r_.sources.Text(other.span)) + " " +
+              money.currency + "`";
+      }
+    }
   }
 
   bool CheckGrain(const Window& w, const TableInfo& t) {
@@ -1160,11 +1240,63 @@ class Compiler {
 
   // ---------------------------------------------------------------- templates
 
+  // Where each byte of a decoded text literal came from in the source: offsets[k] is the source
+  // offset of decoded byte k, offsets[size] the closing quote. Mirrors DecodeString (lower.cpp);
+  // returns false if the two disagree (then callers fall back to the whole literal).
+  static bool TextOffsets(std::string_view raw, std::uint32_t base, std::size_t decoded_size,
+                          std::vector<std::uint32_t>& offsets) {
+    offsets.clear();
+    if (raw.size() < 2 || raw.front() != '"') return false;
+    std::size_t p = 1, e = raw.size() - 1;
+    auto at = [&](std::size_t k) { return base + static_cast<std::uint32_t>(k); };
+    while (p < e) {
+      if (raw[p] != '\\') {
+        offsets.push_back(at(p++));
+        continue;
+      }
+      std::size_t esc = p++;
+      char ch = p < e ? raw[p++] : '\0';
+      if (std::strchr("ntr\"\\/", ch) != nullptr && ch != '\0') {
+        offsets.push_back(at(esc));
+      } else if (ch == 'u') {
+        std::size_t q = p;
+        bool braces = q < e && raw[q] == '{';
+        if (braces) ++q;
+        std::size_t digits = q;
+        while (q < e && std::isxdigit(static_cast<unsigned char>(raw[q])) && q - digits < 6) ++q;
+        std::size_t n = q - digits;
+        bool ok = braces ? (n >= 1 && q < e && raw[q] == '}') : n >= 4;
+        if (!braces && n > 4) q = digits + 4, n = 4;
+        unsigned long cp = 0;
+        if (ok) {
+          cp = std::stoul(std::string(raw.substr(digits, n)), nullptr, 16);
+          if (braces) ++q;
+        }
+        p = q;
+        if (!ok || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) continue;
+        int len = cp < 0x80 ? 1 : cp < 0x800 ? 2 : cp < 0x10000 ? 3 : 4;
+        for (int k = 0; k < len; ++k) offsets.push_back(at(esc));
+      }
+      // any other escape was reported and decodes to nothing
+    }
+    offsets.push_back(at(e));
+    return offsets.size() == decoded_size + 1;
+  }
+
+  static bool PlaceholderChar(char ch) {
+    return std::isalnum(static_cast<unsigned char>(ch)) || ch == '_' || ch == '.';
+  }
+
   CompiledTemplate Template(const std::string& text, Span span, UnitCtx& c) {
     CompiledTemplate t;
     t.source = text;
     std::string lit;
-    std::string_view raw = r_.sources.Text(span);
+    std::vector<std::uint32_t> offsets;
+    bool exact = TextOffsets(r_.sources.Text(span), span.begin, text.size(), offsets);
+    // The source span of decoded bytes [i, j).
+    auto at = [&](std::size_t i, std::size_t j) {
+      return exact ? Span{span.file, offsets[i], offsets[j]} : span;
+    };
     for (std::size_t i = 0; i < text.size(); ++i) {
       char ch = text[i];
       if (ch == '{' && i + 1 < text.size() && text[i + 1] == '{') {
@@ -1178,32 +1310,34 @@ class Compiler {
         continue;
       }
       if (ch == '}') {
-        d_.Error("bad-template", span, "a `}` in this message has no `{`", "write `}}` for a literal brace");
+        d_.Error("bad-template", at(i, i + 1), "this `}` in the message has no `{` before it",
+                 "write `}}` for a literal brace");
         continue;
       }
       if (ch != '{') {
         lit += ch;
         continue;
       }
-      std::size_t close = text.find('}', i);
-      if (close == std::string::npos) {
-        d_.Error("bad-template", span, "a `{` in this message is never closed",
-                 "write `{{` for a literal brace, or close the placeholder: `{adset.name}`");
-        break;
+      std::size_t close = text.find('}', i + 1);
+      std::size_t next_open = text.find('{', i + 1);
+      if (close == std::string::npos || (next_open != std::string::npos && next_open < close)) {
+        std::size_t name_end = i + 1;
+        while (name_end < text.size() && PlaceholderChar(text[name_end])) ++name_end;
+        std::string name = text.substr(i + 1, name_end - i - 1);
+        d_.Error("bad-template", at(i, name_end), "this `{` is never closed",
+                 name.empty() ? "write `{{` for a literal brace"
+                              : "end the placeholder with `}`: `{" + name + "}`; write `{{` for a literal brace");
+        i = name_end - 1;
+        continue;
       }
       std::string inner = text.substr(i + 1, close - i - 1);
-      // Find the placeholder in the source to put the caret under it.
-      Span ps = span;
-      if (auto pos = raw.find("{" + inner + "}"); pos != std::string_view::npos) {
-        ps.begin = span.begin + static_cast<std::uint32_t>(pos) + 1;
-        ps.end = ps.begin + static_cast<std::uint32_t>(inner.size());
-      }
-      std::string trimmed = inner;
-      while (!trimmed.empty() && trimmed.front() == ' ') trimmed.erase(trimmed.begin());
-      while (!trimmed.empty() && trimmed.back() == ' ') trimmed.pop_back();
+      std::size_t b = i + 1, e = close;
+      while (b < e && text[b] == ' ') ++b;
+      while (e > b && text[e - 1] == ' ') --e;
+      std::string trimmed = text.substr(b, e - b);
       Expr path;
       path.kind = ExprKind::kPath;
-      path.span = ps;
+      path.span = at(b, e);
       bool valid = !trimmed.empty();
       std::size_t pos = 0;
       while (valid && pos <= trimmed.size()) {
@@ -1213,17 +1347,20 @@ class Compiler {
         valid = !part.empty() && (std::isalpha(static_cast<unsigned char>(part[0])) || part[0] == '_');
         for (char pc : part) valid = valid && (std::isalnum(static_cast<unsigned char>(pc)) || pc == '_');
         path.path.push_back(part);
-        path.path_spans.push_back(ps);
+        path.path_spans.push_back(at(b + pos, b + dot));
         pos = dot + 1;
       }
       if (!valid) {
-        d_.Error("bad-template", ps, "`{" + inner + "}` is not a placeholder",
+        d_.Error("bad-template", at(i, close + 1), "`{" + inner + "}` is not a placeholder",
                  "a placeholder names a value, such as `{adset.name}` or `{cpa}`; write `{{` for a brace");
         i = close;
         continue;
       }
       CompiledExpr scratch;
+      bool was_in_template = c.in_template;
+      c.in_template = true;
       TypeRef type = EmitPath(path, scratch, c, false);
+      c.in_template = was_in_template;
       if (type.base != BaseType::kError && scratch.code.size() == 1) {
         if (!lit.empty()) t.parts.push_back({lit, -1});
         lit.clear();
@@ -1237,10 +1374,22 @@ class Compiler {
 
   // ---------------------------------------------------------------- actions
 
+  static void MarkLetsUsed(const Expr& e, UnitCtx& c) {
+    if (e.kind == ExprKind::kPath && e.path.size() == 1 && c.lets.count(e.path[0])) {
+      c.used_lets.insert(e.path[0]);
+    }
+    for (const auto& a : e.args) MarkLetsUsed(*a, c);
+  }
+
   CompiledAction EmitAction(const Action& a, UnitCtx& c) {
     CompiledAction out;
     out.kind = a.kind;
     out.text_source = std::string(r_.sources.Text(a.span));
+    // The lets an action names count as used even when the action itself is refused below:
+    // "never used" would only repeat that error.
+    if (a.value) MarkLetsUsed(*a.value, c);
+    if (a.realloc.toward) MarkLetsUsed(*a.realloc.toward, c);
+    for (const auto& w : a.with) MarkLetsUsed(*w.value, c);
     auto needs_table_var = [&](const char* verb) -> bool {
       std::string target = a.target.empty() ? "" : a.target[0];
       Span ts = a.target_spans.empty() ? a.span : a.target_spans[0];
@@ -1254,17 +1403,23 @@ class Compiler {
         out.target_var = target;
         return true;
       }
-      if (program_.FindEntity(target) || (c.entity && c.entity->name == target)) {
+      if (const EntityInfo* en = program_.FindEntity(target)) {
+        std::string act = std::string(verb) == "set budget of" ? "set the budget of" : verb;
+        std::string field = en->fields.empty() ? "FIELD" : en->fields.front().name;
         d_.Error("wrong-target", ts,
-                 std::string("`") + verb + "` acts on ad-platform objects (ad sets, campaigns, channels); `" +
-                     target + "` is a " + target + ", not one of them",
-                 "to change a " + target + ", use `set " + target + ".FIELD = ...`");
+                 "cannot " + act + " a " + target + ": `" + verb +
+                     "` acts on ad-platform objects (ad sets, campaigns, channels)",
+                 "to change a " + target + ", set one of its fields, e.g. `set " + target + "." + field +
+                     " = ...`");
         return false;
       }
       if (!c.table) {
+        if (c.unresolved) return false;
         d_.Error("wrong-target", ts,
                  std::string("`") + verb + "` needs an ad-platform object, and this " + c.kind +
-                     " has no `for each VAR in TABLE`");
+                     " has no `for each VAR in TABLE`",
+                 std::string("ad sets and campaigns are rows of a table: use a schedule such as `every 1h` "
+                             "with `for each adset in TABLE over last 3d`, then `") + verb + " adset`");
         return false;
       }
       UnknownName(target, ts, {c.var}, "object");
@@ -1289,9 +1444,20 @@ class Compiler {
         break;
       }
       case ActionKind::kReallocate: {
-        if (!c.table || !across_) {
-          d_.Error("wrong-target", a.span, "`reallocate` moves budget within a group",
-                   "use `across VAR in TABLE over last 7d` instead of `for each`");
+        if (!c.table) {
+          if (c.unresolved) break;
+          d_.Error("wrong-target", a.span,
+                   "`reallocate` moves budget between the rows of a table, and this " + c.kind +
+                       " reads no table",
+                   "use a schedule with `across VAR in TABLE over last 7d`");
+          break;
+        }
+        if (!across_) {
+          d_.Error("wrong-target", a.span,
+                   "`reallocate` moves budget between the rows of a group, but `for each` looks at one `" +
+                       c.var + "` at a time",
+                   "write `across " + c.var + " in " + c.table->name + "` instead of `for each " + c.var +
+                       " in " + c.table->name + "`");
           break;
         }
         out.target_var = c.var;
@@ -1365,9 +1531,20 @@ class Compiler {
         out.name = a.name;
         out.via = a.via;
         if (!c.entity) {
-          d_.Error("wrong-target", a.span, std::string("`") + (a.kind == ActionKind::kEmail ? "email" : "message") +
-                                               "` sends to a person, and this " + c.kind + " has no entity",
-                   "email and messages belong in event rules and journeys about leads");
+          std::string verb = a.kind == ActionKind::kEmail ? "email" : "message";
+          if (c.unresolved) {
+            // the trigger that would have named the person is already reported
+          } else if (c.table) {
+            d_.Error("wrong-target", a.span,
+                     "`" + verb + "` sends to one person, and this " + c.kind + " looks at rows of `" +
+                         c.table->name + "`, not at people",
+                     "to tell your team, use `notify slack \"#channel\" \"...\"`; to write to a lead, "
+                     "put the " + verb + " in a rule triggered by one of the lead's events, or in a journey");
+          } else {
+            d_.Error("wrong-target", a.span,
+                     "`" + verb + "` sends to one person, and this " + c.kind + " is about no one",
+                     "put the " + verb + " in a rule triggered by one of the lead's events, or in a journey");
+          }
         } else {
           out.target_entity = c.entity->name;
         }
@@ -1379,6 +1556,7 @@ class Compiler {
         break;
       case ActionKind::kSetField: {
         if (a.target.size() != 2 || !c.entity || a.target[0] != c.entity->name) {
+          if (!c.entity && c.unresolved) break;
           std::string what = a.target.empty() ? "" : a.target[0];
           if (c.table && what == c.var) {
             d_.Error("wrong-target", a.target_spans[0],
@@ -1398,7 +1576,7 @@ class Compiler {
         if (!f) {
           std::vector<std::string> names;
           for (const auto& ff : c.entity->fields) names.push_back(ff.name);
-          UnknownName(out.field, a.target_spans[1], names, "field of `" + c.entity->name + "`");
+          UnknownName(out.field, a.target_spans[1], names, "field", "`" + c.entity->name + "`");
           break;
         }
         out.value = Value(*a.value, c);
@@ -1406,7 +1584,11 @@ class Compiler {
         if (out.value.type.base != BaseType::kError && !Compatible(f->type, out.value.type)) {
           d_.Error("unit-mismatch", a.value->span,
                    "`" + c.entity->name + "." + out.field + "` is " + TypeName(f->type) + ", and this is " +
-                       TypeName(out.value.type));
+                       TypeName(out.value.type),
+                   f->type.base == BaseType::kText && IsNumeric(out.value.type.base)
+                       ? "put quotes around it to store it as text: `\"" +
+                             std::string(r_.sources.Text(a.value->span)) + "\"`"
+                       : "the value must be " + TypeName(f->type));
         }
         break;
       }
@@ -1454,8 +1636,9 @@ class Compiler {
 
   void CheckSchedule(const Schedule& s) {
     if (s.every_seconds > 0 && s.every_seconds < 60) {
-      d_.Error("schedule-too-fast", s.span, "the shortest schedule is every 1m",
-               "the warehouse is not asked more often than once a minute per rule");
+      d_.Error("schedule-too-fast", s.span,
+               "`" + std::string(r_.sources.Text(s.span)) + "` is too often: the shortest schedule is every 1m",
+               "the warehouse is not asked more often than once a minute per rule; write `every 1m` or more");
     }
     if (s.timezone_span.end) CheckZone(s.timezone, s.timezone_span);
   }
@@ -1466,23 +1649,35 @@ class Compiler {
       std::vector<std::string> names;
       for (const auto& tt : program_.tables) names.push_back(tt.name);
       UnknownName(sc.table.name, sc.table.span, names, "table");
+      c.unresolved = true;
       return;
     }
     c.table = t;
     c.var = sc.var.name;
     Dep(c, "table " + t->name);
-    if (sc.window.kind != WindowKind::kNone && CheckGrain(sc.window, *t)) c.windows.push_back(sc.window);
-    else c.windows.push_back(Window{});
+    if (sc.window.kind != WindowKind::kNone && CheckGrain(sc.window, *t)) {
+      c.windows.push_back(sc.window);
+    } else {
+      c.windows.push_back(Window{});
+      // A window was written but refused (already reported): the aggregates that needed it
+      // are not reported again as having none.
+      if (sc.window.span.end != 0) missing_window_reported_ = true;
+    }
     if (sc.where) c.where_sql = WhereSql(*sc.where, c);
   }
 
   // Lets in order; each can use the ones before it.
   void EmitLets(const std::vector<LetDecl>& lets, UnitCtx& c,
                 std::vector<std::pair<std::string, CompiledExpr>>& out) {
+    std::map<std::string, Span> first;
     for (std::size_t i = 0; i < lets.size(); ++i) {
       const LetDecl& l = lets[i];
-      if (c.lets.count(l.name.name)) {
-        d_.Error("duplicate-name", l.name.span, "`" + l.name.name + "` is defined twice in this unit");
+      if (auto [it, fresh] = first.emplace(l.name.name, l.name.span); !fresh) {
+        d_.Error("duplicate-name", l.name.span,
+                 "`" + l.name.name + "` is defined twice in this " + c.kind,
+                 "the first `let " + l.name.name + "` is on line " + std::to_string(Line(it->second)) +
+                     "; give this one another name");
+        c.used_lets.insert(l.name.name);  // the author did mean to use it
         continue;
       }
       CompiledExpr v = Value(*l.value, c);
@@ -1521,11 +1716,19 @@ class Compiler {
     const Expr& cond = *r.condition;
     auto fail = [&](Span s, const std::string& msg) {
       d_.Error("bad-confidence", s, msg,
-               "write it as `when cpa > 1.5 * adset.target_cpa with confidence 90%` with "
-               "`let cpa = sum(spend) / sum(conversions)`");
+               "for a cost per conversion write `let cpa = sum(spend) / sum(conversions)` and "
+               "`when cpa > 1.5 * adset.target_cpa with confidence 90%`; for other measures, remove "
+               "`with confidence`");
     };
     if (!c.table) {
-      fail(r.confidence_span, "`with confidence` tests warehouse numbers; this rule reads no table");
+      if (c.unresolved) return;
+      // Underline the whole `with confidence 95%`.
+      Span span = r.confidence_span;
+      std::string_view gap = r_.sources.Text(Span{span.file, cond.span.end, span.begin});
+      if (auto w = gap.find("with"); w != std::string_view::npos) span.begin = cond.span.end + static_cast<std::uint32_t>(w);
+      d_.Error("bad-confidence", span,
+               "`with confidence` weighs costs measured in the warehouse, and this rule reads no table",
+               "remove it: the values this rule compares are exact, so a plain `when` is enough");
       return;
     }
     if (cond.kind != ExprKind::kBinary ||
@@ -1582,6 +1785,7 @@ class Compiler {
     c.queries = &out.queries;
     c.deps = &deps;
     across_ = false;
+    missing_window_reported_ = false;
     out.trigger = r.trigger.kind;
     switch (r.trigger.kind) {
       case TriggerKind::kNone:
@@ -1600,6 +1804,7 @@ class Compiler {
           } else {
             UnknownName(r.trigger.subject.name, r.trigger.subject.span, names, "event");
           }
+          c.unresolved = true;
           break;
         }
         out.event = ev->name;
@@ -1617,6 +1822,7 @@ class Compiler {
           std::vector<std::string> names;
           for (const auto& sc : program_.scores) names.push_back(sc.name);
           UnknownName(r.trigger.subject.name, r.trigger.subject.span, names, "score");
+          c.unresolved = true;
           break;
         }
         out.event = s->name;
@@ -1646,6 +1852,7 @@ class Compiler {
                  "`" + std::string(r.scope->across ? "across" : "for each") +
                      "` reads the warehouse, which happens on a schedule",
                  "use `every 1h` (or another schedule) as the trigger");
+        c.unresolved = true;
       } else {
         across_ = r.scope->across;
         BeginScope(c, *r.scope);
@@ -1658,6 +1865,7 @@ class Compiler {
           cs.where_sql = c.where_sql;
           out.scope = cs;
           if (r.scope->across && r.scope->window.kind == WindowKind::kNone) {
+            missing_window_reported_ = true;
             d_.Error("missing-window", r.scope->span, "`across` needs a window such as `over last 7d`");
           }
         }
@@ -1763,6 +1971,7 @@ class Compiler {
       j.steps.emplace_back();
       spans.push_back(items[i].span);
       idx.push_back(static_cast<int>(j.steps.size() - 1));
+      if (i > 0) prev_in_list_[idx[i]] = idx[i - 1];
     }
     for (std::size_t i = 0; i < items.size(); ++i) {
       const JourneyItem& it = items[i];
@@ -1775,8 +1984,10 @@ class Compiler {
           j.steps[me].name = it.name.name;
           j.steps[me].action = std::move(act);
           j.steps[me].next = next;
-          if (!names.emplace(it.name.name, me).second) {
-            d_.Error("duplicate-name", it.name.span, "step `" + it.name.name + "` is defined twice in this journey");
+          if (auto [prev, fresh] = names.emplace(it.name.name, me); !fresh) {
+            d_.Error("duplicate-name", it.name.span, "step `" + it.name.name + "` is defined twice in this journey",
+                     "the first is on line " + std::to_string(Line(spans[prev->second])) +
+                         "; give each step its own name");
           }
           break;
         }
@@ -1797,16 +2008,28 @@ class Compiler {
           }
           bool timeout_seen = false;
           for (const auto& b : it.branches) {
+            std::size_t branch_begin = j.steps.size();
             int first = Flatten(b.items, next, j, c, spans, names, gotos);
+            // The steps of a refused branch are reported with it, not again as unreachable.
+            auto excuse = [&] {
+              for (std::size_t k = branch_begin; k < j.steps.size(); ++k) excused_steps_.insert(static_cast<int>(k));
+            };
             if (b.timeout) {
-              if (timeout_seen) d_.Error("duplicate-branch", b.span, "a wait has one `on timeout` branch");
+              if (timeout_seen) {
+                d_.Error("duplicate-branch", b.span, "a wait has one `on timeout` branch");
+                excuse();
+              }
               timeout_seen = true;
-              j.steps[me].on_timeout = first;
+              if (j.steps[me].on_timeout < 0) j.steps[me].on_timeout = first;
             } else if (!wait_events.count(b.event.name)) {
+              excuse();
               if (program_.FindEvent(b.event.name)) {
                 d_.Error("unknown-branch", b.event.span,
                          "this wait is not waiting for `" + b.event.name + "`",
-                         "add it to the wait: `wait up to ... for " + b.event.name + "`");
+                         it.wait_events.empty()
+                             ? "wait for it: `wait up to 48h for " + b.event.name + "`"
+                             : "add it to the events of the wait: `" + std::string(r_.sources.Text(it.span)) +
+                                   ", " + b.event.name + "`");
               } else {
                 std::vector<std::string> cand(wait_events.begin(), wait_events.end());
                 cand.push_back("timeout");
@@ -1898,6 +2121,8 @@ class Compiler {
     std::vector<Span> spans;
     std::map<std::string, int> names;
     std::vector<std::pair<int, const JourneyItem*>> gotos;
+    excused_steps_.clear();
+    prev_in_list_.clear();
     Flatten(jd.items, -1, out, c, spans, names, gotos);
     for (auto [at, item] : gotos) {
       auto it = names.find(item->name.name);
@@ -1930,11 +2155,21 @@ class Compiler {
         }
       }
       for (std::size_t i = 0; i < out.steps.size(); ++i) {
-        if (!seen[i]) {
+        if (!seen[i] && !excused_steps_.count(static_cast<int>(i))) {
+          std::string hint = "nothing leads here: it follows an `end` or a `goto`, or every branch before it leaves";
+          auto prev = prev_in_list_.find(static_cast<int>(i));
+          if (prev != prev_in_list_.end() && (out.steps[prev->second].kind == StepKind::kEnd ||
+                                              out.steps[prev->second].kind == StepKind::kGoto)) {
+            bool end = out.steps[prev->second].kind == StepKind::kEnd;
+            hint = std::string("it comes right after the `") + (end ? "end" : "goto") + "` on line " +
+                   std::to_string(Line(spans[prev->second])) + ", which " +
+                   (end ? "finishes the journey" : "always jumps away") +
+                   "; move the step before it, or remove the `" + (end ? "end" : "goto") + "`";
+          }
           d_.Error("unreachable-step", spans[i],
                    out.steps[i].name.empty() ? "this part of the journey can never run"
                                              : "step `" + out.steps[i].name + "` can never run",
-                   "nothing leads here: it follows an `end` or a `goto`, or every branch before it leaves");
+                   hint);
           break;  // one report per journey: the rest of a dead stretch is the same mistake
         }
       }
@@ -1959,6 +2194,7 @@ class Compiler {
     c.anomalies = &out.anomalies;
     c.deps = &deps;
     across_ = false;
+    missing_window_reported_ = false;
     if (a.scope) {
       if (a.scope->across) {
         d_.Error("bad-scope", a.scope->span, "an alert watches each row on its own: use `for each`, not `across`");
@@ -1988,15 +2224,29 @@ class Compiler {
       d_.Error("bad-channel", a.slack_span, "a Slack channel starts with `#` (or `@` for a person)");
     }
     if (a.severity == Severity::kPage && a.runbook.empty() && !a.slack_channel.empty()) {
-      d_.Warning("missing-runbook", a.slack_span, "a paging alert without a runbook",
-                 "add `runbook \"https://...\"` so on-call knows what to do");
+      d_.Warning("missing-runbook", a.slack_span,
+                 "alert `" + a.name.name + "` pages on-call but gives no runbook",
+                 "add `runbook \"https://...\"` after the message so on-call knows what to do");
     }
     out.message = Template(a.message, a.message_span, c);
     if (!a.group_by.empty()) {
       std::vector<std::string> g = a.group_by;
       if (g.size() == 2 && g[0] == c.var) g.erase(g.begin());
-      if (!c.table || g.size() != 1 || (!FindField(c.table->dims, g[0]) && g[0] != c.table->key)) {
-        d_.Error("bad-group", a.group_span, "`group by` takes a dim of the table, such as `campaign.channel`");
+      if (!c.table) {
+        if (!c.unresolved) {
+          d_.Error("bad-group", a.group_span,
+                   "`group by` takes a dim of the alert's table, and this alert has no `for each VAR in TABLE`");
+        }
+      } else if (g.size() != 1 || (!FindField(c.table->dims, g[0]) && g[0] != c.table->key)) {
+        std::string dims;
+        for (const auto& d : c.table->dims) dims += (dims.empty() ? "" : ", ") + d.name;
+        std::string example = c.table->dims.empty() ? c.table->key : c.table->dims.front().name;
+        bool fact = g.size() == 1 && FindField(c.table->facts, g[0]);
+        d_.Error("bad-group", a.group_span,
+                 fact ? "`" + g[0] + "` is a fact (a measure); `group by` takes a dim of `" + c.table->name + "`"
+                      : "`group by` takes a dim of `" + c.table->name + "`",
+                 "the dims are: " + (dims.empty() ? c.table->key : dims) + " (e.g. `group by " + c.var + "." +
+                     example + "`)");
       } else {
         out.group_by = g;
         Slot(c, SlotKind::kDim, g[0], -1, -1, T(BaseType::kText));
@@ -2031,11 +2281,13 @@ class Compiler {
         if (Declare(units, a.name, "alert")) CompileAlert(a, path);
       }
     }
-    // An unused event is worth a warning only in a file the author named: a shared schema
-    // that is imported declares more than each importer uses. After a syntax error the
-    // declaration that used it may be the one that was dropped, so stay quiet then too.
+    // An unused event is worth a warning only in a file the author named that also has rules
+    // of its own: a shared schema (imported, or a file of declarations only) declares more
+    // than each user needs. After a syntax error the declaration that used it may be the one
+    // that was dropped, so stay quiet then too.
     for (const File& f : files_) {
-      if (imported_files_.count(f.id) || declarations_dropped_) continue;
+      bool schema_only = f.scores.empty() && f.rules.empty() && f.journeys.empty() && f.alerts.empty();
+      if (imported_files_.count(f.id) || schema_only || declarations_dropped_) continue;
       for (const auto& e : f.events) {
         if (!used_events_.count(e.name.name)) {
           bool updates = e.updates.has_value();
@@ -2072,6 +2324,9 @@ class Compiler {
   std::map<std::string, Span> let_spans_;
   std::set<std::string> used_events_;
   bool across_ = false;
+  bool missing_window_reported_ = false;
+  std::set<int> excused_steps_;  // journey steps whose mistake is already reported
+  std::map<int, int> prev_in_list_;  // journey step -> the item before it in the same list
 };
 
 void Finish(Compiler& c, CompileResult& r) {

@@ -98,15 +98,21 @@ std::string RenderJson(const SourceManager& sources, const std::vector<Diagnosti
 std::string ClosestMatch(const std::string& word, const std::vector<std::string>& candidates) {
   std::string best;
   std::size_t best_d = std::string::npos;
+  auto lower = [](char ch) { return std::tolower(static_cast<unsigned char>(ch)); };
   for (const auto& c : candidates) {
-    std::vector<std::size_t> prev(c.size() + 1), cur(c.size() + 1);
+    // Edit distance where swapping two neighbouring letters (`nmae`, `veiw`) costs one edit.
+    std::vector<std::size_t> before(c.size() + 1), prev(c.size() + 1), cur(c.size() + 1);
     for (std::size_t j = 0; j <= c.size(); ++j) prev[j] = j;
     for (std::size_t i = 1; i <= word.size(); ++i) {
       cur[0] = i;
       for (std::size_t j = 1; j <= c.size(); ++j) {
-        std::size_t cost = std::tolower(word[i - 1]) == std::tolower(c[j - 1]) ? 0 : 1;
+        std::size_t cost = lower(word[i - 1]) == lower(c[j - 1]) ? 0 : 1;
         cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + cost});
+        if (i > 1 && j > 1 && lower(word[i - 1]) == lower(c[j - 2]) && lower(word[i - 2]) == lower(c[j - 1])) {
+          cur[j] = std::min(cur[j], before[j - 2] + 1);
+        }
       }
+      before = prev;
       std::swap(prev, cur);
     }
     std::size_t d = prev[c.size()];
@@ -117,8 +123,20 @@ std::string ClosestMatch(const std::string& word, const std::vector<std::string>
   }
   // Close enough: at most a third of the word's letters differ (and at least one may).
   std::size_t limit = std::max<std::size_t>(1, word.size() / 3);
-  if (best_d == 0 || best_d > limit) return {};
-  return best;
+  if (best_d == 0) return {};
+  if (best_d <= limit) return best;
+  // A word that is the start of exactly one candidate (`target` for `target_cpa`).
+  if (word.size() >= 3) {
+    std::string prefixed;
+    for (const auto& c : candidates) {
+      if (c.size() > word.size() && c.compare(0, word.size(), word) == 0) {
+        if (!prefixed.empty() && prefixed != c) return {};
+        prefixed = c;
+      }
+    }
+    return prefixed;
+  }
+  return {};
 }
 
 }  // namespace gavel::dsl

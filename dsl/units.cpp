@@ -66,8 +66,14 @@ bool Comparable(const TypeRef& a, const TypeRef& b, std::string& why) {
   if (a.base == BaseType::kMoney || b.base == BaseType::kMoney) {
     const TypeRef& other = a.base == BaseType::kMoney ? b : a;
     const TypeRef& money = a.base == BaseType::kMoney ? a : b;
-    if (other.base == BaseType::kNumber) why = "give the number a currency, e.g. `40 " + money.currency + "`";
-    else why = "only money compares with money";
+    if (other.base == BaseType::kNumber) {
+      why = "give the number a currency, e.g. `40 " + money.currency + "`";
+    } else if (IsRatioLike(other.base)) {
+      why = "only money compares with money; to compare with a share of an amount, multiply the "
+            "amount by the " + std::string(other.base == BaseType::kPercent ? "percentage" : "ratio");
+    } else {
+      why = "only money compares with money";
+    }
     return false;
   }
   if (a.base == b.base) return true;

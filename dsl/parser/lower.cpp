@@ -1,6 +1,7 @@
 // Lowering of the X3 tree to dsl::File. See lower.hpp.
 #include "dsl/parser/lower.hpp"
 
+#include <algorithm>
 #include <boost/variant/apply_visitor.hpp>
 #include <charconv>
 #include <cmath>
@@ -466,9 +467,11 @@ class Lowerer {
   ExprPtr LowerExpr(const A::expr& x) {
     ExprPtr e = LowerOperand(x.first);
     if (x.rest.size() > kMaxChain) {
-      d_.Error("expression-too-long", Join(e->span, S(x.rest.back().op)),
+      // Underline the first operator past the limit: the whole chain would fill the screen.
+      d_.Error("expression-too-long", S(x.rest[kMaxChain].op),
                "this expression has " + std::to_string(x.rest.size()) +
-                   " operators in a row; the limit is " + std::to_string(kMaxChain),
+                   " operators in a row; the limit is " + std::to_string(kMaxChain) + ", and this is operator " +
+                   std::to_string(kMaxChain + 1),
                "split it into several `let` values");
       return e;
     }
@@ -481,12 +484,18 @@ class Lowerer {
   // ---- shared clauses
 
   // Reports a clause given twice in one block.
+  // The 1-based line of a source offset (for "the first is on line N").
+  std::uint32_t LineAt(std::uint32_t offset) const {
+    return 1 + static_cast<std::uint32_t>(std::count(base_, base_ + offset, '\n'));
+  }
+
   bool Once(Span& seen, const range& kw) {
     if (seen.end != 0) {
       std::string msg = "`";
       msg += Str(kw);
-      msg += "` is given twice here";
-      d_.Error("duplicate-clause", S(kw), std::move(msg), "keep one of them");
+      msg += "` is given twice";
+      d_.Error("duplicate-clause", S(kw), std::move(msg),
+               "the first is on line " + std::to_string(LineAt(seen.begin)) + "; keep one of them");
       return false;
     }
     seen = S(kw);
@@ -885,23 +894,24 @@ class Lowerer {
           c, [&](const A::kw_value& kv) { LowerOption(d.options, kv); },
           [&](const A::kw_list& kl) { LowerTags(d.options, kl); },
           [&](const A::crossing_clause& cc) {
-            if (!TriggerOnce(trigger_seen, cc.kw)) return;
+            ExprPtr threshold = LowerExpr(cc.threshold);
+            if (!TriggerOnce(trigger_seen, Join(S(cc.kw), threshold->span))) return;
             d.trigger.kind = TriggerKind::kCrossing;
             d.trigger.subject = Id(cc.score);
             d.trigger.direction =
                 Str(cc.direction) == "above" ? CrossDirection::kAbove : CrossDirection::kBelow;
-            d.trigger.threshold = LowerExpr(cc.threshold);
+            d.trigger.threshold = std::move(threshold);
             d.trigger.span = Join(S(cc.kw), d.trigger.threshold->span);
           },
           [&](const A::event_clause& ec) {
-            if (!TriggerOnce(trigger_seen, ec.kw)) return;
+            if (!TriggerOnce(trigger_seen, Join(S(ec.kw), S(ec.event)))) return;
             d.trigger.kind = TriggerKind::kEvent;
             d.trigger.subject = Id(ec.event);
             d.trigger.where = LowerOptExpr(ec.where);
             d.trigger.span = Join(S(ec.kw), S(ec.event));
           },
           [&](const A::every_clause& ev) {
-            if (!TriggerOnce(trigger_seen, ev.kw)) return;
+            if (!TriggerOnce(trigger_seen, Join(S(ev.kw), S(ev.spec)))) return;
             d.trigger.kind = TriggerKind::kSchedule;
             d.trigger.schedule = LowerSchedule(ev);
             d.trigger.span = d.trigger.schedule.span;
@@ -949,15 +959,17 @@ class Lowerer {
     out.rules.push_back(std::move(d));
   }
 
-  bool TriggerOnce(Span& seen, const range& kw) {
+  bool TriggerOnce(Span& seen, Span clause) {
     if (seen.end != 0) {
-      d_.Error("duplicate-trigger", S(kw), "a rule has one trigger, and this is a second one",
-               "split it into two rules, one per trigger");
+      d_.Error("duplicate-trigger", clause, "a rule has one trigger, and this is a second one",
+               "the first is on line " + std::to_string(LineAt(seen.begin)) +
+                   "; split this into two rules, one per trigger");
       return false;
     }
-    seen = S(kw);
+    seen = clause;
     return true;
   }
+
 
   LetDecl LowerLetClause(const A::let_clause& lc) {
     LetDecl l;
