@@ -321,6 +321,14 @@ class Compiler {
         ti.freshness_seconds = t.freshness_seconds;
         if (t.timezone_span.end) CheckZone(t.timezone, t.timezone_span);
         std::set<std::string> seen = {ti.key, ti.time_column};
+        for (const auto* list : {&t.dims, &t.facts}) {
+          for (const auto& fd : *list) {
+            if (fd.default_value) {
+              d_.Error("bad-default", fd.default_value->span, "warehouse columns cannot have defaults",
+                       "the warehouse provides every value; defaults belong to entity fields");
+            }
+          }
+        }
         for (const auto& fd : t.dims) {
           if (!seen.insert(fd.name.name).second) DuplicateField(fd, "table `" + t.name.name + "`");
           ti.dims.push_back(ToField(fd));

@@ -334,6 +334,7 @@ GAVEL_RULE(flag_c, A::kw_value, "flag");
 GAVEL_RULE(mode_c, A::kw_value, "mode");
 GAVEL_RULE(cooldown_c, A::kw_value, "cooldown");
 GAVEL_RULE(tags_c, A::kw_list, "tags");
+GAVEL_RULE(tag_list_r, std::vector<A::token>, "a quoted tag such as \"paid\", or a list of them");
 GAVEL_RULE(crossing_c, A::crossing_clause, "a score crossing");
 GAVEL_RULE(cross_dir_r, range, "`above` or `below`");
 GAVEL_RULE(event_c, A::event_clause, "an event trigger");
@@ -369,6 +370,7 @@ GAVEL_RULE(score_when_c, A::score_when, "a condition rule");
 GAVEL_RULE(verb_r, range, "`add` or `subtract`");
 GAVEL_RULE(decay_c, A::decay_clause, "decay");
 GAVEL_RULE(bound_c, A::kw_value, "floor or cap");
+GAVEL_RULE(signed_number_r, A::token, "a number such as `0` or `-10`");
 GAVEL_RULE(score_clause_r, A::score_clause, "a score clause");
 GAVEL_RULE(score_close_r, range,
            "a score clause (on EVENT ... add N, when ... add N, decay, floor, cap) or `}`");
@@ -490,7 +492,8 @@ auto const description_c_def = raw[kw("description")] > string_r;
 auto const flag_c_def = raw[kw("flag")] > string_r;
 auto const mode_c_def = raw[kw("mode")] > ident_tok_r;
 auto const cooldown_c_def = raw[kw("cooldown")] > duration_r;
-auto const tags_c_def = raw[kw("tags")] > -P("[") > (string_r % P(",")) > -P("]");
+auto const tags_c_def = raw[kw("tags")] > tag_list_r;
+auto const tag_list_r_def = (P("[") > (string_r % P(",")) > P("]")) | (string_r % P(","));
 auto const crossing_c_def =
     raw[kw("on")] >> name_r >> kw("crosses") > cross_dir_r > expr_r;
 auto const cross_dir_r_def = raw[kw("above") | kw("below")];
@@ -540,7 +543,8 @@ auto const score_when_c_def =
     raw[kw("when")] > expr_r > verb_r > number_r > raw[-kw("once")];
 auto const verb_r_def = raw[kw("add") | kw("subtract")];
 auto const decay_c_def = raw[kw("decay")] > decay_spec_r;
-auto const bound_c_def = raw[kw("floor") | kw("cap")] > number_r;
+auto const bound_c_def = raw[kw("floor") | kw("cap")] > signed_number_r;
+auto const signed_number_r_def = attr('n') >> raw[x3::lexeme[-x3::lit('-') >> number_p]];
 auto const score_clause_r_def = score_on_c | score_when_c | decay_c | bound_c;
 auto const score_close_r_def = raw[P("}")];
 
@@ -619,6 +623,7 @@ BOOST_SPIRIT_DEFINE(owner_c, description_c, flag_c, mode_c, cooldown_c, tags_c, 
                     approval_c, rule_clause_r, rule_close_r)
 BOOST_SPIRIT_DEFINE(action_r, target_a, budget_a, setfield_a, realloc_a, realloc_opt_r,
                     webhook_a, named_arg_r, notify_a, email_a, message_a)
+BOOST_SPIRIT_DEFINE(tag_list_r, signed_number_r)
 BOOST_SPIRIT_DEFINE(score_on_c, score_when_c, verb_r, decay_c, bound_c, score_clause_r,
                     score_close_r, table_kw_c, fields_c, table_clause_r, table_close_r,
                     fields_close_r)

@@ -189,9 +189,12 @@ class Lowerer {
     Number n;
     const char* p = t.text.begin();
     const char* e = t.text.end();
+    bool negative = p < e && *p == '-';
+    if (negative) ++p;
     const char* q = p;
     while (q < e && (std::isdigit(static_cast<unsigned char>(*q)) || *q == '.')) ++q;
     std::from_chars(p, q, n.value);
+    if (negative) n.value = -n.value;
     while (q < e && (*q == ' ' || *q == '\t')) ++q;
     n.unit.assign(q, e);
     if (!std::isfinite(n.value) || n.value > 1e15) {
@@ -936,7 +939,7 @@ class Lowerer {
             }
           },
           [&](const A::then_clause& tc) {
-            Once(then_seen, tc.kw);
+            if (!Once(then_seen, tc.kw)) return;
             for (const auto& a : tc.actions) d.actions.push_back(LowerAction(a));
           },
           [&](const A::rate_clause& rc) {
