@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "daemon/cli_check.hpp"
+#include "daemon/cli_replay.hpp"
 
 namespace {
 
@@ -11,6 +12,7 @@ constexpr const char* kUsage =
     "usage: gavel <command> [options]\n"
     "commands:\n"
     "  check   compile rule files and report diagnostics and the compiled program\n"
+    "  replay  run the engine over recorded events (and a warehouse) on a simulated clock\n"
     "run `gavel <command> --help` for the options of a command\n";
 
 }  // namespace
@@ -25,6 +27,7 @@ int main(int argc, char** argv) {
   args.erase(args.begin());
   try {
     if (verb == "check") return gavel::cli::RunCheck(args, std::cout, std::cerr);
+    if (verb == "replay") return gavel::cli::RunReplay(args, std::cout, std::cerr);
   } catch (const std::exception& e) {
     std::cerr << "gavel " << verb << ": internal error: " << e.what() << "\n";
     return 2;

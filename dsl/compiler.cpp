@@ -502,6 +502,29 @@ class Compiler {
     return static_cast<int>(c.queries->size() - 1);
   }
 
+  // "sum(spend)" for the unit's own window, "sum(spend) over last 1h" for another one.
+  std::string AggLabel(UnitCtx& c, int query, AggFn fn, const std::string& column) {
+    static const char* kNames[] = {"sum", "avg", "min", "max", "count"};
+    std::string label = std::string(kNames[static_cast<int>(fn)]) + "(" + column + ")";
+    const Window& w = (*c.queries)[query].window;
+    if (query > 0 || (c.windows.size() > 1)) {
+      switch (w.kind) {
+        case WindowKind::kLast: {
+          std::int64_t s = w.seconds;
+          label += " over last " + (s % 86400 == 0 ? std::to_string(s / 86400) + "d"
+                                  : s % 3600 == 0 ? std::to_string(s / 3600) + "h"
+                                                  : std::to_string(s / 60) + "m");
+          break;
+        }
+        case WindowKind::kLifetime: label += " over lifetime"; break;
+        case WindowKind::kYesterday: label += " over yesterday"; break;
+        case WindowKind::kToday: label += " over today"; break;
+        case WindowKind::kNone: break;
+      }
+    }
+    return label;
+  }
+
   int Aggregate(UnitCtx& c, int query, AggFn fn, const std::string& column) {
     auto& aggs = (*c.queries)[query].aggregates;
     for (std::size_t i = 0; i < aggs.size(); ++i) {
@@ -651,7 +674,9 @@ class Compiler {
           return true;
         }
         int a = Aggregate(c, q, AggFn::kSum, name);
-        EmitLoad(out, Slot(c, SlotKind::kAggregate, name, a, q, type));
+        int slot = Slot(c, SlotKind::kAggregate, name, a, q, type);
+        (*c.slots)[slot].label = AggLabel(c, q, AggFn::kSum, name);
+        EmitLoad(out, slot);
         return true;
       }
       std::string grain = c.table->grain == Grain::kHour ? "hour" : "day";
@@ -783,7 +808,9 @@ class Compiler {
       int q = Query(c, e.span);
       if (q < 0) return Err();
       int idx = Aggregate(c, q, agg->second, column);
-      EmitLoad(out, Slot(c, SlotKind::kAggregate, column, idx, q, type));
+      int slot = Slot(c, SlotKind::kAggregate, column, idx, q, type);
+      (*c.slots)[slot].label = AggLabel(c, q, agg->second, column);
+      EmitLoad(out, slot);
       return type;
     }
     (void)in_window;
@@ -932,9 +959,12 @@ class Compiler {
            " ORDER BY key, time";
     a.history_sql = sql;
     a.text = std::string(r_.sources.Text(e.span));
+    if (b.sigma > 0) a.text += " sigma";
     c.anomalies->push_back(std::move(a));
     int idx = static_cast<int>(c.anomalies->size() - 1);
-    EmitLoad(out, Slot(c, SlotKind::kAnomaly, "anomaly", idx, -1, T(BaseType::kBool)));
+    int slot = Slot(c, SlotKind::kAnomaly, "anomaly", idx, -1, T(BaseType::kBool));
+    (*c.slots)[slot].label = (*c.anomalies)[idx].text;
+    EmitLoad(out, slot);
     return T(BaseType::kBool);
   }
 

@@ -86,6 +86,7 @@ struct SlotRef {
   int index = -1;
   int query = -1;  // kAggregate: which WindowQuery
   TypeRef type;
+  std::string label;  // kAggregate: "sum(spend)" / "sum(spend) over last 1h"; kAnomaly: the test
 };
 
 // ---------------------------------------------------------------- warehouse pushdown

@@ -1,0 +1,95 @@
+// The decision engine: runs a compiled Program over events, schedule ticks and timers, and
+// writes every decision to a DecisionSink. The daemon, `replay`, `test`, `plan` and `backtest`
+// all run this one Engine with different clocks and inputs.
+//
+// Inputs, always in time order (the caller orders them; `replay` sorts history):
+//   AdvanceTo(t)  runs everything due up to t: decay-crossing timers, journey timers
+//                 (waits, quiet-hour releases) and schedule ticks of rules and alerts;
+//   OnEvent(e)    applies one validated event at e.time (call AdvanceTo(e.time) first).
+//
+// Time comes only from the inputs and the Clock passed in (processing_time of decisions);
+// the same program, inputs and clock give the same decisions, byte for byte.
+//
+// Containment: a failing warehouse query makes its rule log an `error` skip and marks the
+// rule's health bad; every other rule carries on. Nothing here throws across the API.
+//
+// Threads: one Engine is used by one thread at a time.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <queue>
+#include <set>
+#include <string>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "dsl/program.hpp"
+#include "rules/clock.hpp"
+#include "rules/decision.hpp"
+#include "rules/eval.hpp"
+#include "rules/event.hpp"
+#include "rules/warehouse.hpp"
+
+namespace gavel::rules {
+
+struct EngineDeps {
+  const Clock* clock = nullptr;       // processing time of decisions (required)
+  DecisionSink* sink = nullptr;       // where decisions go (required)
+  Warehouse* warehouse = nullptr;     // for scheduled rules and alerts (may be null: they skip)
+};
+
+struct EngineOptions {
+  // Log every evaluation that did not fire as its own record (default: counts in summaries).
+  bool log_every_evaluation = false;
+  // Freshness limit for tables that declare none (0: no limit).
+  std::int64_t default_freshness_seconds = 0;
+  // Run schedule ticks at all (replay without a warehouse may turn them off).
+  bool run_schedules = true;
+};
+
+// Health of one unit, for `GET /v1/rules` later and for tests now.
+struct UnitHealth {
+  bool ok = true;
+  std::string last_error;
+  TimeMs last_evaluation = 0;
+  std::int64_t evaluations = 0;
+  std::int64_t fired = 0;
+};
+
+class Engine {
+ public:
+  Engine(std::shared_ptr<const dsl::Program> program, EngineDeps deps, EngineOptions options = {});
+  ~Engine();
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  // Sets the engine's start time: schedules tick only after it. Call once, before any input.
+  void Start(TimeMs t);
+  // Runs everything due at or before `t`, in time order. Sets the engine's input time to t.
+  Status AdvanceTo(TimeMs t);
+  // Applies one event. Returns InvalidArgument for a duplicate id (nothing is applied).
+  Status OnEvent(const Event& e);
+  // Writes the summary of evaluations that did not fire since the last summary.
+  Status FlushSummary();
+
+  // Introspection (tests, `explain`, the HTTP API later).
+  std::string DescribeEntity(const std::string& entity_type, const std::string& id) const;
+  double ScoreOf(const std::string& entity_type, const std::string& id, const std::string& score);
+  const std::map<std::string, UnitHealth>& health() const { return health_; }
+  TimeMs now() const { return now_; }
+  std::int64_t duplicates() const { return duplicates_; }
+
+  struct Impl;
+
+ private:
+  std::unique_ptr<Impl> impl_;
+  std::map<std::string, UnitHealth> health_;
+  TimeMs now_ = 0;
+  std::int64_t duplicates_ = 0;
+  friend struct Impl;
+};
+
+}  // namespace gavel::rules

@@ -1,0 +1,616 @@
+// The scheduled half of the engine: schedule ticks, metric rules over warehouse windows
+// (with freshness, confidence, cooldown and limits), budget reallocation across a group, and
+// alerts with their state machine. See engine.hpp and docs/engine.md.
+#include <algorithm>
+#include <cmath>
+
+#include "rules/calendar.hpp"
+#include "rules/engine_impl.hpp"
+#include "rules/reallocate.hpp"
+#include "rules/stats.hpp"
+
+namespace gavel::rules {
+
+namespace {
+
+struct AnomalyResult {
+  bool pass = false;
+  double expected = 0;
+  double score = 0;  // z for sigma tests, the p-value for count tests
+  std::string status;
+};
+
+// Runs one baseline test of an alert for one entity (see rules/stats.hpp for the statistics).
+AnomalyResult TestAnomaly(const dsl::AnomalySpec& an, const dsl::TableInfo& table, const std::vector<Bucket>& hist,
+                          TimeMs bucket, TimeMs t_end, double observed, double observed_per) {
+  BaselineInput in;
+  in.history = std::span<const Bucket>(hist.data(), hist.size());
+  in.bucket_ms = bucket;
+  in.window_buckets = std::max<int>(1, static_cast<int>(an.subject_window_seconds * kSecond / bucket));
+  in.t_end_ms = t_end;
+  in.history_ms = an.spec.history_seconds * kSecond;
+  switch (an.spec.season) {
+    case dsl::Seasonality::kNone: in.season = Season::kNone; break;
+    case dsl::Seasonality::kHourOfDay: in.season = Season::kHourOfDay; break;
+    case dsl::Seasonality::kHourOfWeek: in.season = Season::kHourOfWeek; break;
+    case dsl::Seasonality::kDayOfWeek: in.season = Season::kDayOfWeek; break;
+  }
+  if (!hist.empty()) {
+    TimeMs first = hist.front().time_ms;
+    for (const auto& b : hist) first = std::min(first, b.time_ms);
+    in.entity_start_ms = first;
+  }
+  in.has_per = !an.spec.per.empty();
+  in.observed = observed;
+  in.observed_per = observed_per;
+  in.direction = an.spec.direction == dsl::BandDirection::kAbove   ? Band::kAbove
+                 : an.spec.direction == dsl::BandDirection::kBelow ? Band::kBelow
+                                                                    : Band::kOutside;
+  AnomalyResult out;
+  if (an.spec.sigma > 0) {
+    SigmaOptions o;
+    o.sigmas = an.spec.sigma;
+    // Money moves of less than 20 units are never an anomaly, however flat the history.
+    for (const auto& f : table.facts) {
+      if (!an.spec.field.empty() && f.name == an.spec.field[0] && f.type.base == dsl::BaseType::kMoney) {
+        o.min_abs_change = 20;
+      }
+    }
+    SigmaResult r = TestSigma(in, o);
+    out.pass = r.pass;
+    out.expected = r.expected;
+    out.score = r.z;
+    out.status = StatStatusName(r.status);
+  } else {
+    CountOptions o;
+    o.confidence = an.spec.confidence;
+    CountResult r = TestCount(in, o);
+    out.pass = r.pass;
+    out.expected = r.expected;
+    out.score = r.p_value;
+    out.status = StatStatusName(r.status);
+  }
+  return out;
+}
+
+}  // namespace
+
+void Engine::Impl::NextSchedule(TimeMs limit, std::string& unit, TimeMs& at) {
+  at = -1;
+  auto consider = [&](const std::string& key, const dsl::Schedule& s) {
+    auto it = next_tick.find(key);
+    if (it == next_tick.end()) {
+      TimeMs next = 0;
+      std::string error;
+      // The first tick is the first one after the engine's start.
+      if (!NextScheduleTime(s, self.now_, next, error, ScheduleOffset(key, s.every_seconds))) {
+        Health(key).ok = false;
+        Health(key).last_error = error;
+        next = -1;
+      }
+      it = next_tick.emplace(key, next).first;
+    }
+    if (it->second < 0 || it->second > limit) return;
+    if (at < 0 || it->second < at || (it->second == at && key < unit)) {
+      at = it->second;
+      unit = key;
+    }
+  };
+  for (const auto& r : p.rules) {
+    if (r.trigger == dsl::TriggerKind::kSchedule) consider("rule:" + r.name, r.schedule);
+  }
+  for (const auto& a : p.alerts) consider("alert:" + a.name, a.schedule);
+}
+
+Status Engine::Impl::RunTick(const std::string& unit, TimeMs at) {
+  const dsl::Schedule* sched = nullptr;
+  Status s;
+  for (const auto& r : p.rules) {
+    if (r.trigger == dsl::TriggerKind::kSchedule && "rule:" + r.name == unit) {
+      sched = &r.schedule;
+      s = RunScheduledRule(r, at);
+    }
+  }
+  for (const auto& a : p.alerts) {
+    if ("alert:" + a.name == unit) {
+      sched = &a.schedule;
+      s = RunAlert(a, at);
+    }
+  }
+  TimeMs next = -1;
+  std::string error;
+  if (!sched || !NextScheduleTime(*sched, at, next, error, ScheduleOffset(unit, sched->every_seconds))) next = -1;
+  next_tick[unit] = next;
+  return s;
+}
+
+bool Engine::Impl::ReadWindows(const std::string& kind, const std::string& name, const std::string& version,
+                               const dsl::TableInfo& table, const std::vector<dsl::WindowQuery>& queries, TimeMs at,
+                               TickData& out, Status& status) {
+  UnitHealth& h = Health(kind + ":" + name);
+  auto skip = [&](const std::string& reason, nlohmann::ordered_json evidence, bool unhealthy) {
+    if (unhealthy) {
+      h.ok = false;
+      h.last_error = evidence.value("error", reason);
+    }
+    Decision d = NewDecision(kind, name, version, at);
+    d.trigger = "tick:" + FormatTime(at);
+    d.entity_type = table.name;
+    d.outcome = "skipped";
+    d.reason = reason;
+    d.evidence = std::move(evidence);
+    status = Emit(d);
+    return false;
+  };
+  if (!deps.warehouse) return skip("error", {{"error", "no warehouse is configured"}}, true);
+  const std::string zone = table.timezone.empty() ? "UTC" : table.timezone;
+  std::int64_t freshness = table.freshness_seconds ? table.freshness_seconds : opts.default_freshness_seconds;
+  if (freshness > 0) {
+    auto newest = deps.warehouse->NewestTime(table);
+    if (!newest.ok()) return skip("error", {{"error", newest.status().message()}}, true);
+    out.newest = newest.value();
+    TimeMs start = -1;
+    std::string error;
+    bool parsed = !newest.value().empty() && ParseBucket(newest.value(), table.grain, zone, start, error);
+    TimeMs newest_end = parsed ? start + (table.grain == dsl::Grain::kHour ? kHour : kDay) : -1;
+    if (newest_end < 0 || at - newest_end > freshness * kSecond) {
+      nlohmann::ordered_json ev;
+      ev["table"] = table.name;
+      ev["newest_row"] = newest.value();
+      ev["freshness_limit_s"] = freshness;
+      ev["age_s"] = newest_end < 0 ? nlohmann::ordered_json(nullptr) : nlohmann::ordered_json((at - newest_end) / kSecond);
+      return skip("stale_data", std::move(ev), false);
+    }
+  }
+  out.rows.assign(queries.size(), {});
+  out.by_key.assign(queries.size(), {});
+  out.bounds.assign(queries.size(), {});
+  std::set<std::string> keys;
+  for (std::size_t i = 0; i < queries.size(); ++i) {
+    std::string error;
+    if (!WindowFor(queries[i].window, table.grain, zone, at, out.bounds[i], error)) {
+      return skip("error", {{"error", error}}, true);
+    }
+    auto rows = deps.warehouse->RunWindow(queries[i], out.bounds[i].from, out.bounds[i].to);
+    if (!rows.ok()) return skip("error", {{"error", rows.status().message()}}, true);
+    out.rows[i] = std::move(rows.value());
+  }
+  // Index after all rows are in place (pointers into the vectors stay valid from here on).
+  for (std::size_t i = 0; i < queries.size(); ++i) {
+    for (const auto& r : out.rows[i]) {
+      out.by_key[i][r.key] = &r;
+      keys.insert(r.key);
+    }
+  }
+  out.keys.assign(keys.begin(), keys.end());
+  h.ok = true;
+  h.last_error.clear();
+  return true;
+}
+
+std::vector<Value> Engine::Impl::RowSlots(const std::vector<dsl::SlotRef>& slots,
+                                          const std::vector<dsl::WindowQuery>& queries, const TickData& data,
+                                          const dsl::TableInfo& table, const std::string& key) {
+  std::vector<Value> values(slots.size());
+  for (std::size_t i = 0; i < slots.size(); ++i) {
+    const auto& s = slots[i];
+    if (s.kind == dsl::SlotKind::kAggregate) {
+      auto it = data.by_key[s.query].find(key);
+      if (it != data.by_key[s.query].end() && it->second->aggregates[s.index]) {
+        values[i] = Value::Number(*it->second->aggregates[s.index]);
+      } else if (queries[s.query].aggregates[s.index].fn == dsl::AggFn::kSum ||
+                 queries[s.query].aggregates[s.index].fn == dsl::AggFn::kCount) {
+        values[i] = Value::Number(0);  // no rows in that window: nothing spent, nothing counted
+      }
+    } else if (s.kind == dsl::SlotKind::kDim) {
+      if (s.name == table.key) {
+        values[i] = Value::Text(key);
+        continue;
+      }
+      for (std::size_t q = 0; q < queries.size(); ++q) {
+        auto it = data.by_key[q].find(key);
+        if (it == data.by_key[q].end()) continue;
+        const auto& dims = queries[q].dims;
+        auto d = std::find(dims.begin(), dims.end(), s.name);
+        if (d != dims.end()) {
+          values[i] = it->second->dims[d - dims.begin()].view();
+          break;
+        }
+      }
+    }
+  }
+  return values;
+}
+
+Status Engine::Impl::RunScheduledRule(const dsl::CompiledRule& r, TimeMs at) {
+  UnitHealth& h = Health("rule:" + r.name);
+  h.evaluations++;
+  h.last_evaluation = at;
+  const std::string trigger = "tick:" + FormatTime(at);
+  if (!r.scope) {
+    std::vector<Value> values(r.slots.size());
+    std::vector<std::string> keep;
+    RunLets(r.lets, r.slots, values, keep);
+    if (!ev.Test(r.condition, values.data())) {
+      not_fired["rule:" + r.name]++;
+      return Status::Ok();
+    }
+    Decision d = NewDecision("rule", r.name, r.version, at);
+    d.trigger = trigger;
+    d.outcome = "fired";
+    d.reason = ModeName(r.meta.mode);
+    for (const auto& a : r.actions) d.actions.push_back(Intend(a, r.slots, values, "", "", r.meta.mode));
+    h.fired++;
+    return Emit(d);
+  }
+  const dsl::TableInfo* table = p.FindTable(r.scope->table);
+  TickData data;
+  Status status;
+  if (!ReadWindows("rule", r.name, r.version, *table, r.queries, at, data, status)) return status;
+  nlohmann::ordered_json window = nlohmann::ordered_json::object();
+  if (!data.bounds.empty()) {
+    window["from"] = data.bounds[0].from;
+    window["to"] = data.bounds[0].to;
+  }
+  if (r.scope->across) return RunReallocation(r, *table, data, at, window);
+  for (const auto& key : data.keys) {
+    std::vector<Value> values = RowSlots(r.slots, r.queries, data, *table, key);
+    std::vector<std::string> keep;
+    RunLets(r.lets, r.slots, values, keep);
+    bool plain = ev.Test(r.condition, values.data());
+    nlohmann::ordered_json evidence;
+    evidence["window"] = window;
+    MergeInto(evidence, Evidence(r.slots, values));
+    bool act = plain;
+    if (r.confidence) {
+      // With a confidence test, the test alone decides (it handles zero conversions, where the
+      // plain ratio has no value); the plain comparison only tells "close, but not sure".
+      const auto& c = *r.confidence;
+      auto row = data.by_key[c.cost_query].find(key);
+      double cost = 0, count = 0;
+      if (row != data.by_key[c.cost_query].end()) {
+        cost = row->second->aggregates[c.cost_aggregate].value_or(0);
+        count = row->second->aggregates[c.count_aggregate].value_or(0);
+      }
+      Value threshold = ev.Run(c.threshold, values.data());
+      if (threshold.kind != Value::Kind::kNumber) {
+        not_fired["rule:" + r.name]++;
+        continue;
+      }
+      CostPerCountTest test;
+      test.cost = cost;
+      test.count = count;
+      test.threshold = threshold.num;
+      test.level = c.level;
+      test.above = c.above;
+      CostPerCountResult res = TestCostPerCount(test);
+      nlohmann::ordered_json cj;
+      cj["level"] = c.level;
+      cj["cost"] = cost;
+      cj["count"] = count;
+      cj["threshold"] = threshold.num;
+      cj["bound"] = std::isfinite(res.bound) ? nlohmann::ordered_json(res.bound) : nlohmann::ordered_json(nullptr);
+      cj["pass"] = res.pass;
+      evidence["confidence"] = cj;
+      act = res.pass;
+      if (!res.pass && plain) {
+        Decision d = NewDecision("rule", r.name, r.version, at);
+        d.trigger = trigger;
+        d.entity_type = table->name;
+        d.entity_id = key;
+        d.outcome = "skipped";
+        d.reason = "below_confidence";
+        d.evidence = std::move(evidence);
+        Status s = Emit(d);
+        if (!s.ok()) return s;
+        continue;
+      }
+    }
+    if (!act) {
+      not_fired["rule:" + r.name]++;
+      if (opts.log_every_evaluation) {
+        Decision d = NewDecision("rule", r.name, r.version, at);
+        d.trigger = trigger;
+        d.entity_type = table->name;
+        d.entity_id = key;
+        d.outcome = "not_fired";
+        d.reason = "condition_false";
+        d.evidence = std::move(evidence);
+        Status s = Emit(d);
+        if (!s.ok()) return s;
+      }
+      continue;
+    }
+    Decision d = NewDecision("rule", r.name, r.version, at);
+    d.trigger = trigger;
+    d.entity_type = table->name;
+    d.entity_id = key;
+    d.evidence = std::move(evidence);
+    std::string skip = Throttle(r.name, r.meta, key, at, d.evidence);
+    if (!skip.empty()) {
+      d.outcome = "skipped";
+      d.reason = skip;
+    } else {
+      d.outcome = "fired";
+      d.reason = ModeName(r.meta.mode);
+      for (const auto& a : r.actions) d.actions.push_back(Intend(a, r.slots, values, table->name, key, r.meta.mode));
+      h.fired++;
+      Fired(r.name, key, at);
+    }
+    Status s = Emit(d);
+    if (!s.ok()) return s;
+  }
+  return Status::Ok();
+}
+
+Status Engine::Impl::RunReallocation(const dsl::CompiledRule& r, const dsl::TableInfo& table, const TickData& data,
+                                     TimeMs at, const nlohmann::ordered_json& window) {
+  const dsl::CompiledAction* realloc = nullptr;
+  for (const auto& a : r.actions) {
+    if (a.kind == dsl::ActionKind::kReallocate) realloc = &a;
+  }
+  std::vector<Member> members;
+  nlohmann::ordered_json evidence;
+  evidence["window"] = window;
+  nlohmann::ordered_json rows = nlohmann::ordered_json::array();
+  int budget_slot = -1;
+  for (std::size_t i = 0; i < r.slots.size(); ++i) {
+    if (r.slots[i].kind == dsl::SlotKind::kDim && r.slots[i].name == "budget") budget_slot = static_cast<int>(i);
+  }
+  for (const auto& key : data.keys) {
+    std::vector<Value> values = RowSlots(r.slots, r.queries, data, table, key);
+    std::vector<std::string> keep;
+    RunLets(r.lets, r.slots, values, keep);
+    Member m;
+    m.key = key;
+    m.budget = budget_slot >= 0 && values[budget_slot].kind == Value::Kind::kNumber ? values[budget_slot].num : 0;
+    if (realloc) {
+      Value metric = ev.Run(realloc->toward, values.data());
+      if (metric.kind == Value::Kind::kNumber) m.metric = metric.num;
+    }
+    nlohmann::ordered_json row;
+    row["key"] = key;
+    row["budget"] = m.budget;
+    row["metric"] = m.metric ? nlohmann::ordered_json(*m.metric) : nlohmann::ordered_json(nullptr);
+    rows.push_back(row);
+    members.push_back(std::move(m));
+  }
+  evidence["members"] = rows;
+  Decision d = NewDecision("rule", r.name, r.version, at);
+  d.trigger = "tick:" + FormatTime(at);
+  d.entity_type = table.name;
+  d.entity_id = "*";
+  if (!realloc || members.empty()) {
+    d.outcome = "skipped";
+    d.reason = "no_data";
+    d.evidence = std::move(evidence);
+    return Emit(d);
+  }
+  ReallocationParams params;
+  params.keep_total = realloc->keep_total;
+  params.max_step = realloc->max_step;
+  params.min_budget = realloc->min_budget;
+  params.max_budget = realloc->max_budget;
+  Reallocation result = Reallocate(members, params);
+  if (!result.changed) {
+    d.outcome = "skipped";
+    d.reason = "no_change";
+    evidence["note"] = result.note;
+    d.evidence = std::move(evidence);
+    return Emit(d);
+  }
+  if (!result.note.empty()) evidence["note"] = result.note;
+  d.evidence = std::move(evidence);
+  std::string skip = Throttle(r.name, r.meta, "*", at, d.evidence);
+  if (!skip.empty()) {
+    d.outcome = "skipped";
+    d.reason = skip;
+    return Emit(d);
+  }
+  d.outcome = "fired";
+  d.reason = ModeName(r.meta.mode);
+  for (std::size_t i = 0; i < members.size(); ++i) {
+    if (std::fabs(result.new_budgets[i] - members[i].budget) < 0.005) continue;
+    nlohmann::ordered_json a;
+    a["action"] = "set_budget";
+    a["target"] = table.name + ":" + members[i].key;
+    a["before"] = members[i].budget;
+    a["budget"] = result.new_budgets[i];
+    a["currency"] = realloc->currency;
+    a["mode"] = ModeName(r.meta.mode);
+    if (r.meta.require_approval) a["approval"] = "required";
+    d.actions.push_back(a);
+  }
+  Health("rule:" + r.name).fired++;
+  Fired(r.name, "*", at);
+  return Emit(d);
+}
+
+Status Engine::Impl::RunAlert(const dsl::CompiledAlert& a, TimeMs at) {
+  UnitHealth& h = Health("alert:" + a.name);
+  h.evaluations++;
+  h.last_evaluation = at;
+  if (!a.scope) return Status::Ok();
+  const dsl::TableInfo* table = p.FindTable(a.scope->table);
+  TickData data;
+  Status status;
+  if (!ReadWindows("alert", a.name, a.version, *table, a.queries, at, data, status)) return status;
+  const std::string zone = table->timezone.empty() ? "UTC" : table->timezone;
+  const TimeMs bucket = table->grain == dsl::Grain::kHour ? kHour : kDay;
+  // History per anomaly test, by entity.
+  std::vector<std::unordered_map<std::string, std::vector<Bucket>>> history(a.anomalies.size());
+  for (std::size_t i = 0; i < a.anomalies.size(); ++i) {
+    const auto& an = a.anomalies[i];
+    const WindowBounds& wb = data.bounds[an.subject_query];
+    std::string from, to, error;
+    TimeMs hist_from = wb.from_ms - an.spec.history_seconds * kSecond;
+    if (!FormatBucket(hist_from, table->grain, zone, from, error) ||
+        !FormatBucket(wb.from_ms, table->grain, zone, to, error)) {
+      h.ok = false;
+      h.last_error = error;
+      continue;
+    }
+    HistoryCache& cache = history_cache[a.name + "#" + std::to_string(i)];
+    std::string cache_key = from + "|" + to + "|" + data.newest;
+    Result<std::vector<HistoryRow>> rows = std::vector<HistoryRow>();
+    if (!data.newest.empty() && cache.key == cache_key) {
+      rows = cache.rows;
+    } else {
+      rows = deps.warehouse->RunHistory(an.history_sql, from, to);
+      if (rows.ok() && !data.newest.empty()) {
+        cache.key = cache_key;
+        cache.rows = rows.value();
+      }
+    }
+    if (!rows.ok()) {
+      h.ok = false;
+      h.last_error = rows.status().message();
+      Decision d = NewDecision("alert", a.name, a.version, at);
+      d.trigger = "tick:" + FormatTime(at);
+      d.entity_type = table->name;
+      d.outcome = "skipped";
+      d.reason = "error";
+      d.evidence["error"] = rows.status().message();
+      return Emit(d);
+    }
+    for (const auto& row : rows.value()) {
+      TimeMs t;
+      if (!ParseBucket(row.time, table->grain, zone, t, error)) continue;
+      history[i][row.key].push_back({t, row.value, row.per});
+    }
+  }
+  auto& states = alert_states[a.name];
+  std::set<std::string> keys(data.keys.begin(), data.keys.end());
+  for (const auto& [k, st] : states) {
+    if (st.state != AlertState::kInactive) keys.insert(k);
+  }
+  std::vector<std::pair<std::string, nlohmann::ordered_json>> started, repeated, resolved;
+  const std::string trigger = "tick:" + FormatTime(at);
+  for (const auto& key : keys) {
+    std::vector<Value> values = RowSlots(a.slots, a.queries, data, *table, key);
+    nlohmann::ordered_json tests = nlohmann::ordered_json::array();
+    for (std::size_t i = 0; i < a.slots.size(); ++i) {
+      const auto& s = a.slots[i];
+      if (s.kind != dsl::SlotKind::kAnomaly) continue;
+      const auto& an = a.anomalies[s.index];
+      auto row = data.by_key[an.subject_query].find(key);
+      double observed = 0, observed_per = 0;
+      if (row != data.by_key[an.subject_query].end()) {
+        observed = row->second->aggregates[an.subject_aggregate].value_or(0);
+        if (an.per_aggregate >= 0) observed_per = row->second->aggregates[an.per_aggregate].value_or(0);
+      }
+      const auto& hist = history[s.index][key];
+      AnomalyResult res = TestAnomaly(an, *table, hist, bucket, data.bounds[an.subject_query].to_ms, observed, observed_per);
+      values[i] = Value::Bool(res.pass);
+      nlohmann::ordered_json t;
+      t["test"] = an.text;
+      t["observed"] = observed;
+      t["expected"] = res.expected;
+      t["score"] = res.score;
+      t["status"] = res.status;
+      t["pass"] = res.pass;
+      tests.push_back(t);
+    }
+    std::vector<std::string> keep;
+    RunLets(a.lets, a.slots, values, keep);
+    bool cond = data.by_key.empty() || data.by_key[0].count(key) ? ev.Test(a.condition, values.data()) : false;
+    AlertEntity& st = states[key];
+    nlohmann::ordered_json evidence;
+    evidence["window"] = {{"from", data.bounds.empty() ? "" : data.bounds[0].from},
+                          {"to", data.bounds.empty() ? "" : data.bounds[0].to}};
+    MergeInto(evidence, Evidence(a.slots, values));
+    if (!tests.empty()) evidence["baseline"] = tests;
+    auto transition = [&](const std::string& reason) {
+      Decision d = NewDecision("alert", a.name, a.version, at);
+      d.trigger = trigger;
+      d.entity_type = table->name;
+      d.entity_id = key;
+      d.outcome = "alert";
+      d.reason = reason;
+      d.evidence = evidence;
+      return Emit(d);
+    };
+    Status s;
+    if (cond) {
+      if (st.state == AlertState::kInactive) {
+        st.since = at;
+        if (a.for_seconds > 0) {
+          st.state = AlertState::kPending;
+          s = transition("pending");
+        } else {
+          st.state = AlertState::kFiring;
+          st.last_notified = at;
+          s = transition("firing");
+          started.emplace_back(key, evidence);
+        }
+      } else if (st.state == AlertState::kPending && at - st.since >= a.for_seconds * kSecond) {
+        st.state = AlertState::kFiring;
+        st.last_notified = at;
+        s = transition("firing");
+        started.emplace_back(key, evidence);
+      } else if (st.state == AlertState::kFiring && a.repeat_seconds > 0 &&
+                 at - st.last_notified >= a.repeat_seconds * kSecond) {
+        st.last_notified = at;
+        repeated.emplace_back(key, evidence);
+      } else {
+        not_fired["alert:" + a.name]++;
+      }
+    } else {
+      if (st.state == AlertState::kPending) {
+        st.state = AlertState::kInactive;
+        s = transition("inactive");
+      } else if (st.state == AlertState::kFiring) {
+        st.state = AlertState::kInactive;
+        s = transition("resolved");
+        resolved.emplace_back(key, evidence);
+      } else {
+        not_fired["alert:" + a.name]++;
+      }
+    }
+    if (!s.ok()) return s;
+  }
+  // One notification per alert and evaluation (and per group), listing every entity.
+  auto notify = [&](const std::string& what, const std::vector<std::pair<std::string, nlohmann::ordered_json>>& list) {
+    if (list.empty() || (what == "resolved" && !a.resolve_notify)) return Status::Ok();
+    std::map<std::string, std::vector<const std::pair<std::string, nlohmann::ordered_json>*>> groups;
+    for (const auto& item : list) {
+      std::string g;
+      if (!a.group_by.empty()) {
+        const auto& v = item.second.find(a.group_by[0]);
+        g = v != item.second.end() && v->is_string() ? v->get<std::string>() : "";
+      }
+      groups[g].push_back(&item);
+    }
+    for (const auto& [g, items] : groups) {
+      Decision d = NewDecision("alert", a.name, a.version, at);
+      d.trigger = trigger;
+      d.entity_type = table->name;
+      d.entity_id = items.size() == 1 ? items[0]->first : "*";
+      d.outcome = "notify";
+      d.reason = what;
+      nlohmann::ordered_json entities = nlohmann::ordered_json::array();
+      for (const auto* it : items) entities.push_back(it->first);
+      d.evidence["entities"] = entities;
+      if (!a.group_by.empty()) d.evidence["group"] = {{a.group_by[0], g}};
+      nlohmann::ordered_json act;
+      act["action"] = "notify_slack";
+      act["channel"] = a.slack_channel;
+      act["severity"] = a.severity == dsl::Severity::kPage ? "page" : a.severity == dsl::Severity::kInfo ? "info" : "warning";
+      act["state"] = what;
+      act["entities"] = entities;
+      if (!a.runbook.empty()) act["runbook"] = a.runbook;
+      act["mode"] = ModeName(a.meta.mode);
+      d.actions.push_back(act);
+      Status s = Emit(d);
+      if (!s.ok()) return s;
+    }
+    return Status::Ok();
+  };
+  Status s = notify("firing", started);
+  if (s.ok()) s = notify("repeat", repeated);
+  if (s.ok()) s = notify("resolved", resolved);
+  if (!started.empty()) h.fired++;
+  return s;
+}
+
+}  // namespace gavel::rules

@@ -1,0 +1,317 @@
+// Scenario tests of the decision engine on a simulated clock, rendered to text and compared
+// with the expected decision log. Warehouses are real SQLite files made by the test.
+#include "rules/engine.hpp"
+
+#include <sqlite3.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "dsl/compiler.hpp"
+#include "rules/store/sqlite_warehouse.hpp"
+
+namespace {
+
+using gavel::rules::Decision;
+using gavel::rules::Engine;
+using gavel::rules::Event;
+using gavel::rules::ParseTime;
+using gavel::rules::SimulatedClock;
+using gavel::rules::TimeMs;
+using gavel::rules::VectorSink;
+
+TimeMs T(const std::string& s) {
+  TimeMs t = 0;
+  REQUIRE(ParseTime(s, t));
+  return t;
+}
+
+std::shared_ptr<const gavel::dsl::Program> CompileProgram(const std::string& src) {
+  auto r = gavel::dsl::CompileSources({{"t.gavel", src}});
+  INFO(gavel::dsl::RenderText(r.sources, r.diags.list()));
+  REQUIRE(r.program);
+  return r.program;
+}
+
+// One line per decision, without evidence details that would make the expectation unreadable.
+std::string Render(const std::vector<Decision>& ds, bool with_evidence = false) {
+  std::string out;
+  for (const auto& d : ds) {
+    if (d.kind == "summary") continue;
+    out += gavel::rules::FormatTime(d.event_time) + " " + d.kind + " " + d.rule;
+    if (!d.entity_id.empty()) out += " " + d.entity_id;
+    out += " " + d.outcome;
+    if (!d.reason.empty()) out += " (" + d.reason + ")";
+    if (with_evidence) out += " " + d.evidence.dump();
+    out += "\n";
+  }
+  return out;
+}
+
+// Drives an engine over events given as JSON lines, advancing the clock to each event time.
+struct Harness {
+  std::shared_ptr<const gavel::dsl::Program> program;
+  SimulatedClock clock;
+  VectorSink sink;
+  std::unique_ptr<Engine> engine;
+  Harness(const std::string& src, TimeMs start, gavel::rules::Warehouse* warehouse = nullptr)
+      : program(CompileProgram(src)), clock(start) {
+    gavel::rules::EngineOptions options;
+    options.run_schedules = warehouse != nullptr;
+    engine = std::make_unique<Engine>(program, gavel::rules::EngineDeps{&clock, &sink, warehouse}, options);
+    engine->Start(start);
+  }
+  gavel::Status Send(const std::string& json) {
+    Event e;
+    gavel::Status s = gavel::rules::ParseEvent(*program, json, e);
+    if (!s.ok()) return s;
+    clock.Set(e.time);
+    s = engine->AdvanceTo(e.time);
+    if (!s.ok()) return s;
+    return engine->OnEvent(e);
+  }
+  void Advance(TimeMs t) {
+    clock.Set(t);
+    REQUIRE(engine->AdvanceTo(t).ok());
+  }
+};
+
+constexpr const char* kLeads = R"(
+event page_view { lead_id: text, page: text }
+event email_open { lead_id: text, message: text }
+entity lead keyed by lead_id { stage: text = "new", timezone: text = "UTC" }
+score lead_score for lead {
+  on page_view where page like "/pricing*" add 30
+  on page_view add 1
+  decay 20 every 30d without activity
+  floor 0
+}
+rule mql_handoff {
+  owner "revops@example.com"
+  on lead_score crosses above 50
+  then webhook "sales_queue" with { lead: lead.lead_id, score: lead_score }
+       set lead.stage = "MQL"
+  mode live
+}
+rule mql_cooled_off {
+  owner "revops@example.com"
+  on lead_score crosses below 30
+  then set lead.stage = "nurture"
+  mode live
+}
+)";
+
+std::string View(const std::string& id, const std::string& lead, const std::string& page, const std::string& time) {
+  return R"({"event":"page_view","id":")" + id + R"(","lead_id":")" + lead + R"(","page":")" + page +
+         R"(","time":")" + time + R"("})";
+}
+
+}  // namespace
+
+TEST_CASE("a lead crosses 50, then decays back below 30 with no further events", "[engine]") {
+  Harness h(kLeads, T("2026-10-01T00:00:00Z"));
+  REQUIRE(h.Send(View("e1", "L1", "/pricing", "2026-10-01T09:00:00Z")).ok());
+  REQUIRE(h.Send(View("e2", "L1", "/pricing/enterprise", "2026-10-01T09:05:00Z")).ok());
+  CHECK(h.engine->ScoreOf("lead", "L1", "lead_score") == 62);
+  // 62 -> 42 after 30 days -> 22 after 60 days: the downward crossing happens at day 60
+  // exactly, found by the decay timer, not by a later event.
+  h.Advance(T("2026-12-15T00:00:00Z"));
+  CHECK(Render(h.sink.decisions) ==
+        "2026-10-01T09:05:00Z rule mql_handoff L1 fired (live)\n"
+        "2026-11-30T09:05:00Z rule mql_cooled_off L1 fired (live)\n");
+  CHECK(h.engine->ScoreOf("lead", "L1", "lead_score") == 22);  // the third step is due on day 90
+  CHECK(h.engine->DescribeEntity("lead", "L1").find("\"stage\":\"nurture\"") != std::string::npos);
+}
+
+TEST_CASE("a crossing fires once per crossing, not on every event above the threshold", "[engine]") {
+  Harness h(kLeads, T("2026-10-01T00:00:00Z"));
+  REQUIRE(h.Send(View("e1", "L1", "/pricing", "2026-10-01T09:00:00Z")).ok());
+  REQUIRE(h.Send(View("e2", "L1", "/pricing", "2026-10-01T09:01:00Z")).ok());
+  REQUIRE(h.Send(View("e3", "L1", "/pricing", "2026-10-01T09:02:00Z")).ok());
+  REQUIRE(h.Send(View("e4", "L1", "/blog", "2026-10-01T09:03:00Z")).ok());
+  CHECK(Render(h.sink.decisions) == "2026-10-01T09:01:00Z rule mql_handoff L1 fired (live)\n");
+  const auto& d = h.sink.decisions[0];
+  CHECK(d.evidence["previous"] == 31.0);  // /pricing matches both rules: 30 + 1
+  CHECK(d.evidence["value"] == 62.0);
+  CHECK(d.actions[0]["payload"]["lead"] == "L1");
+  CHECK(d.actions[0]["payload"]["score"] == 62.0);
+}
+
+TEST_CASE("a duplicate event id is refused and changes nothing", "[engine]") {
+  Harness h(kLeads, T("2026-10-01T00:00:00Z"));
+  REQUIRE(h.Send(View("e1", "L1", "/pricing", "2026-10-01T09:00:00Z")).ok());
+  auto s = h.Send(View("e1", "L1", "/pricing", "2026-10-01T09:00:00Z"));
+  CHECK(s.code() == gavel::Status::Code::kInvalidArgument);
+  CHECK(h.engine->ScoreOf("lead", "L1", "lead_score") == 31);
+  CHECK(h.engine->duplicates() == 1);
+}
+
+TEST_CASE("a late event is applied at the latest time seen for its lead and never rewinds decay", "[engine]") {
+  Harness h(kLeads, T("2026-10-01T00:00:00Z"));
+  REQUIRE(h.Send(View("e1", "L1", "/pricing", "2026-10-01T09:00:00Z")).ok());
+  // An event stamped an hour earlier arrives afterwards: its points count, at 09:00.
+  Event late;
+  REQUIRE(gavel::rules::ParseEvent(*h.program, View("e0", "L1", "/pricing", "2026-10-01T08:00:00Z"), late).ok());
+  REQUIRE(h.engine->OnEvent(late).ok());
+  CHECK(h.engine->ScoreOf("lead", "L1", "lead_score") == 62);
+  REQUIRE(h.sink.decisions.size() == 1);
+  CHECK(h.sink.decisions[0].event_time == T("2026-10-01T09:00:00Z"));
+}
+
+TEST_CASE("malformed events are rejected with a reason", "[engine]") {
+  auto program = CompileProgram(kLeads);
+  Event e;
+  auto reason = [&](const std::string& json) { return gavel::rules::ParseEvent(*program, json, e).message(); };
+  CHECK(reason("{") == "not valid JSON");
+  CHECK(reason(R"({"event":"click","id":"1","time":"2026-10-01T00:00:00Z"})") == "unknown event type `click`");
+  CHECK(reason(R"({"event":"page_view","time":"2026-10-01T00:00:00Z","lead_id":"L","page":"/"})") ==
+        "missing `id` (a unique text per event)");
+  CHECK(reason(R"({"event":"page_view","id":"1","time":"2026-02-30T00:00:00Z","lead_id":"L","page":"/"})") ==
+        "`time` is not an RFC 3339 time: \"2026-02-30T00:00:00Z\"");
+  CHECK(reason(R"({"event":"page_view","id":"1","time":"2026-10-01T00:00:00Z","lead_id":"L"})") ==
+        "missing field `page`");
+  CHECK(reason(R"({"event":"page_view","id":"1","time":"2026-10-01T00:00:00Z","lead_id":"L","page":3})") ==
+        "field `page` must be text, got a number");
+  CHECK(reason(R"({"event":"page_view","id":"1","time":"2026-10-01T00:00:00Z","lead_id":"L","page":"/","x":1})") ==
+        "unknown field `x` for event `page_view`");
+}
+
+// ---------------------------------------------------------------- scheduled rules
+
+namespace {
+
+// A daily ad-set table in a real SQLite file.
+struct Warehouse {
+  std::string path;
+  std::unique_ptr<gavel::rules::SqliteWarehouse> wh;
+  explicit Warehouse(const std::string& name) {
+    path = (std::filesystem::temp_directory_path() / ("gavel-engine-" + std::to_string(::getpid()) + "-" + name + ".db"))
+               .string();
+    std::filesystem::remove(path);
+    Exec("CREATE TABLE adset_daily(adset_id TEXT, day TEXT, channel TEXT, name TEXT, target_cpa REAL, spend REAL, "
+         "conversions INTEGER)");
+  }
+  ~Warehouse() {
+    wh.reset();
+    std::filesystem::remove(path);
+  }
+  void Exec(const std::string& sql) {
+    sqlite3* db = nullptr;
+    REQUIRE(sqlite3_open(path.c_str(), &db) == SQLITE_OK);
+    char* err = nullptr;
+    int rc = sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &err);
+    INFO((err ? err : ""));
+    sqlite3_free(err);
+    sqlite3_close(db);
+    REQUIRE(rc == SQLITE_OK);
+  }
+  // Three days of one ad set: `spend` and `conversions` per day.
+  void AdSet(const std::string& id, double spend_per_day, int conversions_total, double target) {
+    for (int d = 0; d < 3; ++d) {
+      int conv = conversions_total / 3 + (d < conversions_total % 3 ? 1 : 0);
+      Exec("INSERT INTO adset_daily VALUES('" + id + "', '2026-10-0" + std::to_string(d + 1) + "', 'meta', 'Ad set " + id +
+           "', " + std::to_string(target) + ", " + std::to_string(spend_per_day) + ", " + std::to_string(conv) + ")");
+    }
+  }
+  gavel::rules::Warehouse* Open() {
+    auto w = gavel::rules::SqliteWarehouse::Open(path);
+    REQUIRE(w.ok());
+    wh = std::move(w.value());
+    return wh.get();
+  }
+};
+
+constexpr const char* kCpa = R"(
+table adset_daily from warehouse "adset_daily" {
+  key adset_id
+  time day
+  dims channel: text, name: text, target_cpa: money(USD)
+  facts spend: money(USD), conversions: count
+  freshness 36h
+}
+rule pause_high_cpa {
+  owner "paid@example.com"
+  every 1d
+  for each adset in adset_daily over last 3d where channel == "meta"
+  let cpa = sum(spend) / sum(conversions)
+  when cpa > 1.5 * adset.target_cpa with confidence 90%
+  then pause adset
+  mode live
+}
+)";
+
+}  // namespace
+
+TEST_CASE("the CPA rule decides with 0, 3 and 40 conversions by the exact Poisson bound", "[engine]") {
+  Warehouse w("cpa");
+  // Target 40 USD, threshold 60 USD.
+  w.AdSet("zero_small", 40, 0, 40);    // 120 USD, 0 conv: could still be fine -> no action
+  w.AdSet("zero_large", 150, 0, 40);   // 450 USD, 0 conv: lower bound 450/2.30 = 195 > 60 -> pause
+  w.AdSet("three_high", 200, 3, 40);   // CPA 200, bound 600/6.68 = 89.8 > 60 -> pause
+  w.AdSet("three_close", 80, 3, 40);   // CPA 80 > 60 but bound 240/6.68 = 35.9 -> below confidence
+  w.AdSet("forty_ok", 500, 40, 40);    // CPA 37.5 -> nothing
+  w.AdSet("forty_high", 1000, 40, 40); // CPA 75, bound 3000/48.3 = 62.1 > 60 -> pause
+  Harness h(kCpa, T("2026-10-03T23:00:00Z"), w.Open());
+  h.Advance(T("2026-10-04T01:00:00Z"));
+  REQUIRE(h.sink.decisions.size() == 4);
+  std::string tick = gavel::rules::FormatTime(h.sink.decisions[0].event_time);
+  CHECK(tick.substr(0, 15) == "2026-10-04T00:0");  // daily, a few minutes past midnight
+  CHECK(Render(h.sink.decisions) ==
+        tick + " rule pause_high_cpa forty_high fired (live)\n" +
+        tick + " rule pause_high_cpa three_close skipped (below_confidence)\n" +
+        tick + " rule pause_high_cpa three_high fired (live)\n" +
+        tick + " rule pause_high_cpa zero_large fired (live)\n");
+  // The evidence carries the window, the sums and the bound.
+  const auto& z = h.sink.decisions[3].evidence;
+  CHECK(z["window"]["from"] == "2026-10-01");
+  CHECK(z["window"]["to"] == "2026-10-04");
+  CHECK(z["sum(spend)"] == 450.0);
+  CHECK(z["confidence"]["count"] == 0.0);
+  CHECK(z["confidence"]["bound"].get<double>() == Approx(450 / 2.302585093).epsilon(1e-9));
+  CHECK(h.sink.decisions[0].actions[0]["action"] == "pause");
+  CHECK(h.sink.decisions[0].actions[0]["target"] == "adset_daily:forty_high");
+}
+
+TEST_CASE("stale warehouse data makes the rule skip with stale_data instead of acting", "[engine]") {
+  Warehouse w("stale");
+  w.AdSet("zero_large", 150, 0, 40);  // data for 10-01..10-03 only
+  Harness h(kCpa, T("2026-10-05T20:00:00Z"), w.Open());
+  h.Advance(T("2026-10-06T01:00:00Z"));
+  REQUIRE(h.sink.decisions.size() == 1);
+  const auto& d = h.sink.decisions[0];
+  CHECK(d.outcome == "skipped");
+  CHECK(d.reason == "stale_data");
+  CHECK(d.evidence["newest_row"] == "2026-10-03");
+  CHECK(d.evidence["freshness_limit_s"] == 36 * 3600);
+}
+
+TEST_CASE("a warehouse error skips that rule with the reason and the other rules keep running", "[engine]") {
+  Warehouse w("broken");
+  w.AdSet("zero_large", 150, 0, 40);
+  std::string src = std::string(kCpa) + R"(
+table missing_table from warehouse "no_such_table" {
+  key id
+  time day
+  facts spend: money(USD)
+}
+rule reads_missing {
+  owner "paid@example.com"
+  every 1d
+  for each x in missing_table over last 1d
+  when sum(spend) > 0 USD
+  then pause x
+}
+)";
+  Harness h(src, T("2026-10-03T23:00:00Z"), w.Open());
+  h.Advance(T("2026-10-04T01:00:00Z"));
+  std::string log = Render(h.sink.decisions);
+  CHECK(log.find("reads_missing skipped (error)") != std::string::npos);
+  CHECK(log.find("pause_high_cpa zero_large fired (live)") != std::string::npos);
+  const auto& health = h.engine->health();
+  CHECK_FALSE(health.at("rule:reads_missing").ok);
+  CHECK(health.at("rule:reads_missing").last_error.find("no_such_table") != std::string::npos);
+  CHECK(health.at("rule:pause_high_cpa").ok);
+}
