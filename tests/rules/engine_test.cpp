@@ -8,6 +8,7 @@
 #include <catch2/catch.hpp>
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <sstream>
 
 #include "dsl/compiler.hpp"
@@ -314,4 +315,180 @@ rule reads_missing {
   CHECK_FALSE(health.at("rule:reads_missing").ok);
   CHECK(health.at("rule:reads_missing").last_error.find("no_such_table") != std::string::npos);
   CHECK(health.at("rule:pause_high_cpa").ok);
+}
+
+// ---------------------------------------------------------------- journeys
+
+namespace {
+
+constexpr const char* kJourney = R"(
+event guide_download { lead_id: text, guide: text }
+event email_open { lead_id: text, message: text }
+event lead_profile updates lead { lead_id: text, timezone: text }
+entity lead keyed by lead_id { stage: text = "new", timezone: text = "UTC" }
+journey onboarding for lead {
+  owner "lifecycle@example.com"
+  enter on guide_download
+  exit when lead.stage == "MQL"
+  cap 3 messages per 7d
+  quiet hours 21:00-08:00 in lead.timezone
+  step welcome: email "welcome_guide"
+  wait up to 48h for email_open
+    on email_open: step case_study: email "case_study"
+    on timeout:    step ugc: message "ugc_video" via whatsapp
+  mode live
+}
+)";
+
+std::string Ev(const std::string& type, const std::string& id, const std::string& lead, const std::string& time,
+               const std::string& extra) {
+  return R"({"event":")" + type + R"(","id":")" + id + R"(","lead_id":")" + lead + R"(","time":")" + time + R"(",)" +
+         extra + "}";
+}
+
+}  // namespace
+
+TEST_CASE("a journey takes the event branch when the email is opened in time", "[engine][journey]") {
+  Harness h(kJourney, T("2026-10-01T00:00:00Z"));
+  REQUIRE(h.Send(Ev("guide_download", "g1", "L1", "2026-10-01T10:00:00Z", R"("guide":"x")")).ok());
+  REQUIRE(h.Send(Ev("email_open", "o1", "L1", "2026-10-02T09:00:00Z", R"("message":"welcome_guide")")).ok());
+  h.Advance(T("2026-10-10T00:00:00Z"));
+  CHECK(Render(h.sink.decisions) ==
+        "2026-10-01T10:00:00Z journey onboarding L1 entered\n"
+        "2026-10-01T10:00:00Z journey onboarding L1 step (welcome)\n"
+        "2026-10-01T10:00:00Z journey onboarding L1 waiting (for email_open until 2026-10-03T10:00:00Z)\n"
+        "2026-10-02T09:00:00Z journey onboarding L1 branch (on email_open)\n"
+        "2026-10-02T09:00:00Z journey onboarding L1 step (case_study)\n"
+        "2026-10-02T09:00:00Z journey onboarding L1 completed\n");
+}
+
+TEST_CASE("a journey times out after 48 hours and waits out quiet hours in the lead's zone", "[engine][journey]") {
+  Harness h(kJourney, T("2026-10-01T00:00:00Z"));
+  REQUIRE(h.Send(Ev("lead_profile", "p1", "L1", "2026-10-01T09:00:00Z", R"("timezone":"America/New_York")")).ok());
+  // 23:30 UTC = 19:30 in New York: not quiet. The timeout lands at 23:30 UTC two days later,
+  // 19:30 local, also not quiet.
+  REQUIRE(h.Send(Ev("guide_download", "g1", "L1", "2026-10-01T23:30:00Z", R"("guide":"x")")).ok());
+  h.Advance(T("2026-10-10T00:00:00Z"));
+  CHECK(Render(h.sink.decisions) ==
+        "2026-10-01T23:30:00Z journey onboarding L1 entered\n"
+        "2026-10-01T23:30:00Z journey onboarding L1 step (welcome)\n"
+        "2026-10-01T23:30:00Z journey onboarding L1 waiting (for email_open until 2026-10-03T23:30:00Z)\n"
+        "2026-10-03T23:30:00Z journey onboarding L1 timeout\n"
+        "2026-10-03T23:30:00Z journey onboarding L1 step (ugc)\n"
+        "2026-10-03T23:30:00Z journey onboarding L1 completed\n");
+  Harness late(kJourney, T("2026-10-01T00:00:00Z"));
+  REQUIRE(late.Send(Ev("lead_profile", "p1", "L2", "2026-10-01T09:00:00Z", R"("timezone":"Europe/Berlin")")).ok());
+  // 21:30 UTC = 23:30 in Berlin (CEST): quiet until 08:00 Berlin = 06:00 UTC.
+  REQUIRE(late.Send(Ev("guide_download", "g2", "L2", "2026-10-01T21:30:00Z", R"("guide":"x")")).ok());
+  late.Advance(T("2026-10-02T07:00:00Z"));
+  CHECK(Render(late.sink.decisions) ==
+        "2026-10-01T21:30:00Z journey onboarding L2 entered\n"
+        "2026-10-01T21:30:00Z journey onboarding L2 deferred (quiet hours in Europe/Berlin until 2026-10-02T06:00:00Z)\n"
+        "2026-10-02T06:00:00Z journey onboarding L2 step (welcome)\n"
+        "2026-10-02T06:00:00Z journey onboarding L2 waiting (for email_open until 2026-10-04T06:00:00Z)\n");
+}
+
+TEST_CASE("a journey exits as soon as its exit condition holds at a step", "[engine][journey]") {
+  std::string src = std::string(kJourney) + R"(
+event page_view { lead_id: text, page: text }
+rule make_mql {
+  owner "revops@example.com"
+  on page_view where page == "/demo"
+  then set lead.stage = "MQL"
+  mode live
+}
+)";
+  Harness h(src, T("2026-10-01T00:00:00Z"));
+  REQUIRE(h.Send(Ev("guide_download", "g1", "L1", "2026-10-01T10:00:00Z", R"("guide":"x")")).ok());
+  REQUIRE(h.Send(Ev("page_view", "v1", "L1", "2026-10-01T11:00:00Z", R"("page":"/demo")")).ok());
+  h.Advance(T("2026-10-05T00:00:00Z"));
+  CHECK(Render(h.sink.decisions) ==
+        "2026-10-01T10:00:00Z journey onboarding L1 entered\n"
+        "2026-10-01T10:00:00Z journey onboarding L1 step (welcome)\n"
+        "2026-10-01T10:00:00Z journey onboarding L1 waiting (for email_open until 2026-10-03T10:00:00Z)\n"
+        "2026-10-01T11:00:00Z rule make_mql L1 fired (live)\n"
+        "2026-10-03T10:00:00Z journey onboarding L1 timeout\n"
+        "2026-10-03T10:00:00Z journey onboarding L1 exited (exit condition)\n");
+}
+
+// ---------------------------------------------------------------- alerts
+
+namespace {
+
+// An hourly campaign table with 28 days of steady spend (with an hour-of-day shape) and
+// a spike in the hours given.
+struct HourlyWarehouse : Warehouse {
+  explicit HourlyWarehouse(const std::string& name) : Warehouse(name) {
+    Exec("CREATE TABLE campaign_hourly(campaign_id TEXT, hour TEXT, channel TEXT, spend REAL)");
+  }
+  void Fill(const std::string& campaign, const std::set<int>& spike_hours_of_last_day) {
+    std::string sql = "BEGIN;";
+    TimeMs start = T("2026-10-01T00:00:00Z");
+    for (int h = 0; h < 30 * 24; ++h) {
+      TimeMs t = start + h * gavel::rules::kHour;
+      std::string hour = gavel::rules::FormatTime(t).substr(0, 10) + " " + gavel::rules::FormatTime(t).substr(11, 8);
+      double spend = 100 + 50 * ((h % 24) >= 9 && (h % 24) <= 18) + ((h * 7919) % 11);  // steady, small wobble
+      if (h >= 29 * 24 && spike_hours_of_last_day.count(h - 29 * 24)) spend *= 5;
+      sql += "INSERT INTO campaign_hourly VALUES('" + campaign + "','" + hour + "','meta'," + std::to_string(spend) + ");";
+    }
+    Exec(sql + "COMMIT;");
+  }
+};
+
+constexpr const char* kAlert = R"(
+table campaign_hourly from warehouse "campaign_hourly" {
+  key campaign_id
+  time hour
+  dims channel: text
+  facts spend: money(USD)
+}
+alert spend_spike {
+  owner "oncall@example.com"
+  every 1h
+  for each campaign in campaign_hourly
+  when spend over last 1h is above baseline(spend, 28d, same hour of week) by 3 sigma
+  for 1h
+  severity page
+  notify slack "#oncall" runbook "https://wiki/spend"
+  repeat every 2h while firing
+  resolve notify
+  mode live
+}
+)";
+
+}  // namespace
+
+TEST_CASE("an alert goes pending, fires, repeats and resolves, with one message per evaluation", "[engine][alert]") {
+  HourlyWarehouse w("alert");
+  // Spike on the last day (2026-10-30) from 10:00 to 14:59 UTC, for two campaigns.
+  w.Fill("c1", {10, 11, 12, 13, 14});
+  w.Fill("c2", {10, 11, 12, 13, 14});
+  w.Fill("c3", {});
+  Harness h(kAlert, T("2026-10-30T09:30:00Z"), w.Open());
+  h.Advance(T("2026-10-30T17:30:00Z"));
+  std::string log = Render(h.sink.decisions);
+  // Each tick at hh:00 + offset looks at the hour that just ended.
+  std::string expected;
+  std::vector<std::string> lines;
+  std::istringstream in(log);
+  for (std::string line; std::getline(in, line);) lines.push_back(line.substr(21));  // drop the time
+  CHECK(lines == std::vector<std::string>{
+                     "alert spend_spike c1 alert (pending)",     // 11:0x sees 10:00-11:00
+                     "alert spend_spike c2 alert (pending)",
+                     "alert spend_spike c1 alert (firing)",      // 12:0x: held for 1h
+                     "alert spend_spike c2 alert (firing)",
+                     "alert spend_spike * notify (firing)",      // one message for both
+                     "alert spend_spike * notify (repeat)",      // 14:0x: 2h later, still firing
+                     "alert spend_spike c1 alert (resolved)",    // 16:0x sees 15:00-16:00: normal
+                     "alert spend_spike c2 alert (resolved)",
+                     "alert spend_spike * notify (resolved)",
+                 });
+  const Decision* notify = nullptr;
+  for (const auto& d : h.sink.decisions) {
+    if (d.outcome == "notify" && d.reason == "firing") notify = &d;
+  }
+  REQUIRE(notify);
+  CHECK(notify->actions[0]["entities"] == nlohmann::ordered_json::array({"c1", "c2"}));
+  CHECK(notify->actions[0]["severity"] == "page");
+  CHECK(notify->actions[0]["runbook"] == "https://wiki/spend");
 }
