@@ -1,0 +1,84 @@
+// `gavel replay` as a user runs it: the real binary on files, output and exit code checked.
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+
+namespace {
+
+namespace fs = std::filesystem;
+
+struct Run {
+  int exit_code;
+  std::string out;
+  std::string err;
+};
+
+Run Gavel(const std::string& args) {
+  fs::path dir = fs::temp_directory_path() / ("gavel-cli-" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  std::string out = (dir / "out.txt").string(), err = (dir / "err.txt").string();
+  std::string cmd = std::string(GAVEL_BINARY_DIR) + "/gavel " + args + " > " + out + " 2> " + err;
+  int status = std::system(cmd.c_str());
+  auto read = [](const std::string& p) {
+    std::ifstream in(p);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+  };
+  return {WEXITSTATUS(status), read(out), read(err)};
+}
+
+std::string WriteFile(const std::string& name, const std::string& text) {
+  fs::path p = fs::temp_directory_path() / ("gavel-cli-" + std::to_string(::getpid())) / name;
+  fs::create_directories(p.parent_path());
+  std::ofstream(p) << text;
+  return p.string();
+}
+
+}  // namespace
+
+TEST_CASE("replay reports a malformed line with its number and reason, skips it and goes on", "[cli]") {
+  std::string events = WriteFile(
+      "events.ndjson",
+      R"({"event":"lead_profile","id":"p1","time":"2026-10-01T08:00:00Z","lead_id":"L1","title":"VP","company_size":50,"timezone":"UTC"})"
+      "\n"
+      R"({"event":"page_view","id":"e1","time":"2026-10-01T09:00:00Z","lead_id":"L1","page":"/pricing"})"
+      "\n"
+      "this is not json\n"
+      R"({"event":"page_view","id":"e2","time":"2026-10-01T09:01:00Z","lead_id":"L1"})"
+      "\n"
+      R"({"event":"webinar_signup","id":"e3","time":"2026-10-01T09:02:00Z","lead_id":"L1","webinar":"w"})"
+      "\n"
+      R"({"event":"guide_download","id":"e4","time":"2026-10-01T09:03:00Z","lead_id":"L1","guide":"g"})"
+      "\n"
+      R"({"event":"guide_download","id":"e4","time":"2026-10-01T09:03:00Z","lead_id":"L1","guide":"g"})"
+      "\n");
+  Run r = Gavel("replay --rules " + std::string(GAVEL_SOURCE_DIR) + "/playbooks --events " + events);
+  INFO(r.err);
+  CHECK(r.exit_code == 0);
+  CHECK(r.err.find("events.ndjson:3: rejected: not valid JSON") != std::string::npos);
+  CHECK(r.err.find("events.ndjson:4: rejected: missing field `page`") != std::string::npos);
+  CHECK(r.err.find("1 duplicate events skipped") != std::string::npos);
+  // 10 (pricing) + 10 (VP, once) + 20 (webinar) + 15 (guide) = 55: the MQL hand-off fires.
+  CHECK(r.out.find("rule mql_handoff lead=L1 fired (live)") != std::string::npos);
+}
+
+TEST_CASE("replay refuses unknown options and unreadable files with exit 2", "[cli]") {
+  CHECK(Gavel("replay --bogus").exit_code == 2);
+  Run r = Gavel("replay --rules " + std::string(GAVEL_SOURCE_DIR) + "/playbooks --events /nonexistent.ndjson");
+  CHECK(r.exit_code == 2);
+  CHECK(r.err.find("cannot read /nonexistent.ndjson") != std::string::npos);
+}
+
+TEST_CASE("check exits 0 on the playbooks, 1 on errors and 2 on a missing path", "[cli]") {
+  CHECK(Gavel("check " + std::string(GAVEL_SOURCE_DIR) + "/playbooks").exit_code == 0);
+  CHECK(Gavel("check " + std::string(GAVEL_SOURCE_DIR) + "/tests/golden/diagnostics/04_unknown_clause.gavel").exit_code == 1);
+  Run r = Gavel("check /nonexistent/dir");
+  CHECK(r.exit_code == 2);
+  CHECK(r.err.find("no such file or directory") != std::string::npos);
+}
