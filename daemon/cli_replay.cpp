@@ -7,6 +7,7 @@
 
 #include "dsl/compiler.hpp"
 #include "rules/engine.hpp"
+#include "rules/store/decision_log.hpp"
 #include "rules/store/sqlite_warehouse.hpp"
 
 namespace gavel::cli {
@@ -15,12 +16,13 @@ namespace {
 
 constexpr const char* kUsage =
     "usage: gavel replay --rules DIR --events FILE.ndjson [--warehouse DB] [--from T1] [--to T2]\n"
-    "                    [--format text|json] [--all-evaluations]\n"
+    "                    [--log FILE.db] [--format text|json] [--all-evaluations]\n"
     "  Runs the engine on a simulated clock over history: events in event-time order, every\n"
     "  schedule tick and timer in between. Prints one line per decision.\n"
     "  --from/--to       RFC 3339 times (default: the first and last event)\n"
     "  --warehouse DB    SQLite warehouse for scheduled rules and alerts (without it they\n"
     "                    are not run)\n"
+    "  --log FILE.db     also append every decision to a hash-chained decision log (SQLite)\n"
     "  --format json     decisions as JSON lines\n"
     "  --all-evaluations log evaluations that did not fire too (default: counts in a summary)\n"
     "exit status: 0 done, 1 the rule files do not compile, 2 usage or I/O problems\n";
@@ -28,9 +30,15 @@ constexpr const char* kUsage =
 // Prints each decision as it is made.
 class PrintSink final : public rules::DecisionSink {
  public:
-  PrintSink(std::ostream& out, bool json) : out_(out), json_(json) {}
+  PrintSink(std::ostream& out, bool json, rules::DecisionLog* log) : out_(out), json_(json), log_(log) {}
   bool Append(rules::Decision& d) override {
-    d.id = ++count_;
+    // Log first: a decision that is not durable is not printed as made.
+    if (log_) {
+      if (!log_->Append(d)) return false;
+      ++count_;
+    } else {
+      d.id = ++count_;
+    }
     ++by_outcome_[d.outcome];
     if (json_) out_ << rules::ToJson(d, false).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
     else out_ << rules::RenderLine(d) << "\n";
@@ -42,6 +50,7 @@ class PrintSink final : public rules::DecisionSink {
  private:
   std::ostream& out_;
   bool json_;
+  rules::DecisionLog* log_;
   std::int64_t count_ = 0;
   std::map<std::string, std::int64_t> by_outcome_;
 };
@@ -54,7 +63,7 @@ struct Input {
 }  // namespace
 
 int RunReplay(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
-  std::string rules_dir, events_path, warehouse_path, from_text, to_text, format = "text";
+  std::string rules_dir, events_path, warehouse_path, from_text, to_text, log_path, format = "text";
   bool all = false;
   for (std::size_t i = 0; i < args.size(); ++i) {
     const std::string& a = args[i];
@@ -70,6 +79,7 @@ int RunReplay(const std::vector<std::string>& args, std::ostream& out, std::ostr
     else if (a == "--from") ok = value(from_text);
     else if (a == "--to") ok = value(to_text);
     else if (a == "--format") ok = value(format);
+    else if (a == "--log") ok = value(log_path);
     else if (a == "--all-evaluations") all = true;
     else if (a == "--help" || a == "-h") {
       out << kUsage;
@@ -147,8 +157,23 @@ int RunReplay(const std::vector<std::string>& args, std::ostream& out, std::ostr
     err << "gavel replay: --to is before --from\n";
     return 2;
   }
+  std::unique_ptr<rules::DecisionLog> log;
+  if (!log_path.empty()) {
+    auto l = rules::DecisionLog::Open(log_path);
+    if (!l.ok()) {
+      err << "gavel replay: " << l.status().message() << "\n";
+      return 2;
+    }
+    log = std::move(l.value());
+    // One transaction for the whole replay: fast, and all-or-nothing.
+    Status b = log->Begin();
+    if (!b.ok()) {
+      err << "gavel replay: " << b.message() << "\n";
+      return 2;
+    }
+  }
   rules::SimulatedClock clock(from);
-  PrintSink sink(out, format == "json");
+  PrintSink sink(out, format == "json", log.get());
   rules::EngineOptions options;
   options.log_every_evaluation = all;
   options.run_schedules = warehouse != nullptr;
@@ -173,6 +198,7 @@ int RunReplay(const std::vector<std::string>& args, std::ostream& out, std::ostr
   clock.Set(to);
   Status s = engine.AdvanceTo(to);
   if (s.ok()) s = engine.FlushSummary();
+  if (s.ok() && log) s = log->Commit();
   if (!s.ok()) {
     err << "gavel replay: " << s.message() << "\n";
     return 2;

@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "daemon/cli_check.hpp"
+#include "daemon/cli_log.hpp"
 #include "daemon/cli_replay.hpp"
 
 namespace {
@@ -13,6 +14,7 @@ constexpr const char* kUsage =
     "commands:\n"
     "  check   compile rule files and report diagnostics and the compiled program\n"
     "  replay  run the engine over recorded events (and a warehouse) on a simulated clock\n"
+    "  log     list decisions from a decision log, or `log verify` its hash chain\n"
     "run `gavel <command> --help` for the options of a command\n";
 
 }  // namespace
@@ -28,6 +30,7 @@ int main(int argc, char** argv) {
   try {
     if (verb == "check") return gavel::cli::RunCheck(args, std::cout, std::cerr);
     if (verb == "replay") return gavel::cli::RunReplay(args, std::cout, std::cerr);
+    if (verb == "log") return gavel::cli::RunLog(args, std::cout, std::cerr);
   } catch (const std::exception& e) {
     std::cerr << "gavel " << verb << ": internal error: " << e.what() << "\n";
     return 2;

@@ -1,4 +1,5 @@
 // `gavel replay` as a user runs it: the real binary on files, output and exit code checked.
+#include <sqlite3.h>
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
@@ -81,4 +82,41 @@ TEST_CASE("check exits 0 on the playbooks, 1 on errors and 2 on a missing path",
   Run r = Gavel("check /nonexistent/dir");
   CHECK(r.exit_code == 2);
   CHECK(r.err.find("no such file or directory") != std::string::npos);
+}
+
+TEST_CASE("replay --log writes a hash-chained log that `gavel log verify` accepts and tampering breaks", "[cli]") {
+  std::string dir = std::string(GAVEL_SOURCE_DIR);
+  std::string events = WriteFile(
+      "events-log.ndjson",
+      R"({"event":"page_view","id":"e1","time":"2026-10-01T09:00:00Z","lead_id":"L1","page":"/pricing"})"
+      "\n"
+      R"({"event":"page_view","id":"e1b","time":"2026-10-01T09:01:00Z","lead_id":"L1","page":"/pricing/teams"})"
+      "\n"
+      R"({"event":"webinar_signup","id":"e2","time":"2026-10-01T09:02:00Z","lead_id":"L1","webinar":"w"})"
+      "\n"
+      R"({"event":"guide_download","id":"e3","time":"2026-10-01T09:03:00Z","lead_id":"L1","guide":"g"})"
+      "\n"
+      R"({"event":"guide_download","id":"e4","time":"2026-10-01T09:04:00Z","lead_id":"L2","guide":"g"})"
+      "\n");
+  std::string db = WriteFile("log.db", "");
+  fs::remove(db);
+  Run r = Gavel("replay --rules " + dir + "/playbooks --events " + events + " --log " + db);
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+  Run v = Gavel("log verify --db " + db);
+  CHECK(v.exit_code == 0);
+  CHECK(v.out.find("the hash chain is intact") != std::string::npos);
+  Run l = Gavel("log --db " + db + " --rule mql_handoff");
+  CHECK(l.out.find("rule mql_handoff lead=L1 fired") != std::string::npos);
+  // Tamper: an auditor's nightmare, done the way an attacker with file access would.
+  sqlite3* conn = nullptr;
+  REQUIRE(sqlite3_open(db.c_str(), &conn) == SQLITE_OK);
+  REQUIRE(sqlite3_exec(conn,
+                       "DROP TRIGGER IF EXISTS decisions_no_update; "
+                       "UPDATE decisions SET reason = 'dry_run' WHERE rule = 'mql_handoff';",
+                       nullptr, nullptr, nullptr) == SQLITE_OK);
+  sqlite3_close(conn);
+  Run broken = Gavel("log verify --db " + db);
+  CHECK(broken.exit_code == 1);
+  CHECK(broken.out.find("broken:") != std::string::npos);
 }

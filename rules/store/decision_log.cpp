@@ -1,0 +1,958 @@
+// The SQLite decision log. See decision_log.hpp and docs/decision-log.md.
+#include "rules/store/decision_log.hpp"
+
+#include <array>
+#include <charconv>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <ostream>
+#include <utility>
+
+#include "dsl/base/sha256.hpp"
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#include <immintrin.h>
+#define GAVEL_LOG_SHA_NI 1
+#endif
+
+namespace gavel::rules {
+namespace {
+
+using sqlite::BindStatic;
+using sqlite::ColumnText;
+using sqlite::ResetGuard;
+using sqlite::StmtPtr;
+
+// ---------------------------------------------------------------------------------------
+// SHA-256. The chain hashes every record, so the hash is on the append path: the portable
+// gavel::Sha256Hex costs ~2.3 us for a typical 700-byte record, the SHA extensions (Intel
+// since Goldmont/Ice Lake, AMD since Zen) ~0.3 us. Same function, checked against
+// Sha256Hex in tests/rules/decision_log_test.cpp.
+
+#ifdef GAVEL_LOG_SHA_NI
+alignas(16) constexpr std::uint32_t kK[64] = {
+    0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
+    0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
+    0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da,
+    0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7, 0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967,
+    0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85,
+    0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070,
+    0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
+    0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2};
+
+bool CpuHasShaNi() {
+  unsigned a = 0, b = 0, c = 0, d = 0;
+  if (!__get_cpuid(1, &a, &b, &c, &d)) return false;
+  const bool ssse3 = (c >> 9) & 1, sse41 = (c >> 19) & 1;
+  if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return false;
+  const bool sha = (b >> 29) & 1;
+  return ssse3 && sse41 && sha;
+}
+
+// Processes `blocks` 64-byte blocks. state is a..h.
+__attribute__((target("sha,sse4.1,ssse3"))) void CompressShaNi(std::uint32_t state[8], const unsigned char* data,
+                                                                 std::size_t blocks) {
+  const __m128i kMask = _mm_set_epi64x(0x0c0d0e0f08090a0bULL, 0x0405060700010203ULL);
+  __m128i tmp = _mm_loadu_si128(reinterpret_cast<const __m128i*>(&state[0]));
+  __m128i state1 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(&state[4]));
+  tmp = _mm_shuffle_epi32(tmp, 0xB1);           // CDAB
+  state1 = _mm_shuffle_epi32(state1, 0x1B);     // EFGH
+  __m128i state0 = _mm_alignr_epi8(tmp, state1, 8);  // ABEF
+  state1 = _mm_blend_epi16(state1, tmp, 0xF0);  // CDGH
+  for (; blocks > 0; --blocks, data += 64) {
+    const __m128i abef = state0, cdgh = state1;
+    __m128i w[4];
+    for (int i = 0; i < 16; ++i) {
+      __m128i wi;
+      if (i < 4) {
+        wi = _mm_shuffle_epi8(_mm_loadu_si128(reinterpret_cast<const __m128i*>(data + 16 * i)), kMask);
+      } else {
+        // W[t] = s1(W[t-2]) + W[t-7] + s0(W[t-15]) + W[t-16], four at a time.
+        __m128i x = _mm_sha256msg1_epu32(w[(i - 4) & 3], w[(i - 3) & 3]);
+        x = _mm_add_epi32(x, _mm_alignr_epi8(w[(i - 1) & 3], w[(i - 2) & 3], 4));
+        wi = _mm_sha256msg2_epu32(x, w[(i - 1) & 3]);
+      }
+      w[i & 3] = wi;
+      __m128i msg = _mm_add_epi32(wi, _mm_load_si128(reinterpret_cast<const __m128i*>(&kK[4 * i])));
+      state1 = _mm_sha256rnds2_epu32(state1, state0, msg);
+      msg = _mm_shuffle_epi32(msg, 0x0E);
+      state0 = _mm_sha256rnds2_epu32(state0, state1, msg);
+    }
+    state0 = _mm_add_epi32(state0, abef);
+    state1 = _mm_add_epi32(state1, cdgh);
+  }
+  tmp = _mm_shuffle_epi32(state0, 0x1B);        // FEBA
+  state1 = _mm_shuffle_epi32(state1, 0xB1);     // DCHG
+  state0 = _mm_blend_epi16(tmp, state1, 0xF0);  // DCBA
+  state1 = _mm_alignr_epi8(state1, tmp, 8);     // HGFE
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(&state[0]), state0);
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(&state[4]), state1);
+}
+
+void Sha256HexShaNi(std::string_view data, char* out) {
+  std::uint32_t h[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
+                        0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
+  const auto* p = reinterpret_cast<const unsigned char*>(data.data());
+  const std::size_t n = data.size();
+  const std::size_t full = n / 64;
+  if (full > 0) CompressShaNi(h, p, full);
+  unsigned char tail[128] = {0};
+  const std::size_t rem = n - full * 64;
+  if (rem > 0) std::memcpy(tail, p + full * 64, rem);
+  tail[rem] = 0x80;
+  const std::size_t tail_len = rem + 1 + 8 <= 64 ? 64 : 128;
+  const std::uint64_t bits = static_cast<std::uint64_t>(n) * 8;
+  for (int i = 0; i < 8; ++i) tail[tail_len - 1 - i] = static_cast<unsigned char>(bits >> (8 * i));
+  CompressShaNi(h, tail, tail_len / 64);
+  static const char* kHex = "0123456789abcdef";
+  for (int k = 0; k < 8; ++k) {
+    for (int i = 0; i < 8; ++i) out[8 * k + i] = kHex[(h[k] >> (28 - 4 * i)) & 0xf];
+  }
+}
+#endif
+
+// Lowercase hex SHA-256 of data into out[0..63].
+void HashHexInto(std::string_view data, char* out) {
+#ifdef GAVEL_LOG_SHA_NI
+  static const bool kShaNi = CpuHasShaNi();
+  if (kShaNi) {
+    Sha256HexShaNi(data, out);
+    return;
+  }
+#endif
+  const std::string h = gavel::Sha256Hex(data);
+  std::memcpy(out, h.data(), 64);
+}
+
+std::string HashHex(std::string_view data) {
+  std::string out(64, '0');
+  HashHexInto(data, out.data());
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------
+// Canonical JSON pieces, byte-identical to nlohmann's dump() (compact, ensure_ascii=false).
+
+// Strict UTF-8 (RFC 3629: no overlongs, no surrogates, nothing above U+10FFFF), the same
+// acceptance as nlohmann's serializer.
+bool ValidUtf8(std::string_view s) {
+  const auto* p = reinterpret_cast<const unsigned char*>(s.data());
+  const std::size_t n = s.size();
+  std::size_t i = 0;
+  while (i < n) {
+    // ASCII fast path, 8 bytes at a time.
+    while (i + 8 <= n) {
+      std::uint64_t chunk;
+      std::memcpy(&chunk, p + i, 8);
+      if (chunk & 0x8080808080808080ULL) break;
+      i += 8;
+    }
+    if (i >= n) break;
+    const unsigned char c = p[i];
+    if (c < 0x80) {
+      ++i;
+      continue;
+    }
+    std::size_t len;
+    std::uint32_t cp;
+    if (c >= 0xC2 && c <= 0xDF) {
+      len = 2, cp = c & 0x1F;
+    } else if ((c & 0xF0) == 0xE0) {
+      len = 3, cp = c & 0x0F;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+      len = 4, cp = c & 0x07;
+    } else {
+      return false;
+    }
+    if (i + len > n) return false;
+    for (std::size_t k = 1; k < len; ++k) {
+      if ((p[i + k] & 0xC0) != 0x80) return false;
+      cp = (cp << 6) | (p[i + k] & 0x3F);
+    }
+    if (len == 3 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) return false;
+    if (len == 4 && (cp < 0x10000 || cp > 0x10FFFF)) return false;
+    i += len;
+  }
+  return true;
+}
+
+// Replaces each invalid UTF-8 sequence with U+FFFD, exactly as nlohmann's
+// error_handler_t::replace does.
+std::string RepairUtf8(std::string_view s) {
+  std::string dumped =
+      nlohmann::json(std::string(s)).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  auto back = nlohmann::json::parse(dumped, nullptr, /*allow_exceptions=*/false);
+  return back.is_string() ? back.get<std::string>() : std::string();
+}
+
+// Appends s as a JSON string. Bytes are copied as they are: call it on valid UTF-8.
+void AppendJsonString(std::string& out, std::string_view s) {
+  static const char* kHex = "0123456789abcdef";
+  out.push_back('"');
+  std::size_t start = 0;
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    if (c >= 0x20 && c != '"' && c != '\\') continue;
+    out.append(s.data() + start, i - start);
+    start = i + 1;
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\b': out += "\\b"; break;
+      case '\f': out += "\\f"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
+      default: {
+        const char esc[6] = {'\\', 'u', '0', '0', kHex[c >> 4], kHex[c & 0xf]};
+        out.append(esc, 6);
+      }
+    }
+  }
+  out.append(s.data() + start, s.size() - start);
+  out.push_back('"');
+}
+
+// The body's string fields, in ToJson's order; then "evidence" and "actions" (raw JSON).
+constexpr std::array<const char*, 10> kBodyStringKeys = {
+    "event_time", "processing_time", "kind", "rule", "version", "trigger",
+    "entity_type", "entity_id", "outcome", "reason"};
+
+// Appends the members of the canonical body without the surrounding braces.
+void AppendBodyMembers(std::string& out, const std::array<std::string_view, 10>& strings, std::string_view evidence,
+                       std::string_view actions) {
+  for (std::size_t i = 0; i < kBodyStringKeys.size(); ++i) {
+    if (i > 0) out.push_back(',');
+    out.push_back('"');
+    out += kBodyStringKeys[i];
+    out += "\":";
+    AppendJsonString(out, strings[i]);
+  }
+  out += ",\"evidence\":";
+  out += evidence;
+  out += ",\"actions\":";
+  out += actions;
+}
+
+std::string DumpJson(const nlohmann::ordered_json& j) {
+  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+// Appends j as nlohmann's j.dump() would (compact, ensure_ascii=false), faster. Returns false
+// (leaving `out` partly written) for what dump() would refuse or render oddly: strings that
+// are not valid UTF-8, binary values, discarded values.
+bool AppendCanonicalJson(std::string& out, const nlohmann::ordered_json& j) {
+  using V = nlohmann::ordered_json::value_t;
+  switch (j.type()) {
+    case V::null:
+      out += "null";
+      return true;
+    case V::boolean:
+      out += *j.get_ptr<const nlohmann::ordered_json::boolean_t*>() ? "true" : "false";
+      return true;
+    case V::number_integer: {
+      char b[24];
+      auto r = std::to_chars(b, b + sizeof b, *j.get_ptr<const nlohmann::ordered_json::number_integer_t*>());
+      out.append(b, r.ptr);
+      return true;
+    }
+    case V::number_unsigned: {
+      char b[24];
+      auto r = std::to_chars(b, b + sizeof b, *j.get_ptr<const nlohmann::ordered_json::number_unsigned_t*>());
+      out.append(b, r.ptr);
+      return true;
+    }
+    case V::number_float: {
+      const double x = *j.get_ptr<const nlohmann::ordered_json::number_float_t*>();
+      if (!std::isfinite(x)) {
+        out += "null";
+      } else {
+        char b[64];
+        char* e = nlohmann::detail::to_chars(b, b + sizeof b, x);  // what dump() uses
+        out.append(b, e);
+      }
+      return true;
+    }
+    case V::string: {
+      const auto& str = *j.get_ptr<const nlohmann::ordered_json::string_t*>();
+      if (!ValidUtf8(str)) return false;
+      AppendJsonString(out, str);
+      return true;
+    }
+    case V::array: {
+      out.push_back('[');
+      bool first = true;
+      for (const auto& e : *j.get_ptr<const nlohmann::ordered_json::array_t*>()) {
+        if (!first) out.push_back(',');
+        first = false;
+        if (!AppendCanonicalJson(out, e)) return false;
+      }
+      out.push_back(']');
+      return true;
+    }
+    case V::object: {
+      out.push_back('{');
+      bool first = true;
+      for (const auto& [key, value] : *j.get_ptr<const nlohmann::ordered_json::object_t*>()) {
+        if (!first) out.push_back(',');
+        first = false;
+        if (!ValidUtf8(key)) return false;
+        AppendJsonString(out, key);
+        out.push_back(':');
+        if (!AppendCanonicalJson(out, value)) return false;
+      }
+      out.push_back('}');
+      return true;
+    }
+    default:
+      return false;
+  }
+}
+
+// The canonical text of j; invalid UTF-8 is rendered as U+FFFD.
+std::string CanonicalJson(const nlohmann::ordered_json& j) {
+  std::string out;
+  if (AppendCanonicalJson(out, j)) return out;
+  return DumpJson(j);
+}
+
+// Renders j into `out`. If j holds what dump() would refuse (invalid UTF-8) or cannot
+// represent, repairs j so that j and the text agree (U+FFFD for bad bytes).
+void RenderRepairing(nlohmann::ordered_json& j, std::string& out) {
+  out.clear();
+  if (AppendCanonicalJson(out, j)) return;
+  out = DumpJson(j);
+  j = nlohmann::ordered_json::parse(out, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded()) {
+    j = nullptr;
+    out = "null";
+  }
+}
+
+// Column order of every SELECT of whole records.
+constexpr const char* kColumns =
+    "id, event_time, processing_time, kind, rule, version, \"trigger\", entity_type, entity_id, outcome, reason, "
+    "evidence, actions, prev_hash, hash, event_ms, processing_ms";
+enum Col {
+  kId = 0, kEventTime, kProcessingTime, kKind, kRule, kVersion, kTrigger, kEntityType, kEntityId, kOutcome,
+  kReason, kEvidence, kActions, kPrevHash, kHash, kEventMs, kProcessingMs
+};
+
+std::array<std::string_view, 10> RowStrings(sqlite3_stmt* s) {
+  std::array<std::string_view, 10> out;
+  for (int i = 0; i < 10; ++i) out[i] = ColumnText(s, kEventTime + i);
+  return out;
+}
+
+// The canonical body of the current row, rebuilt from the stored text.
+void RowBody(sqlite3_stmt* s, std::string& out) {
+  out.push_back('{');
+  AppendBodyMembers(out, RowStrings(s), ColumnText(s, kEvidence), ColumnText(s, kActions));
+  out.push_back('}');
+}
+
+Result<Decision> RowDecision(sqlite3_stmt* s) {
+  Decision d;
+  d.id = sqlite3_column_int64(s, kId);
+  d.event_time = sqlite3_column_int64(s, kEventMs);
+  d.processing_time = sqlite3_column_int64(s, kProcessingMs);
+  d.kind = ColumnText(s, kKind);
+  d.rule = ColumnText(s, kRule);
+  d.version = ColumnText(s, kVersion);
+  d.trigger = ColumnText(s, kTrigger);
+  d.entity_type = ColumnText(s, kEntityType);
+  d.entity_id = ColumnText(s, kEntityId);
+  d.outcome = ColumnText(s, kOutcome);
+  d.reason = ColumnText(s, kReason);
+  auto ev = ColumnText(s, kEvidence);
+  d.evidence = nlohmann::ordered_json::parse(ev.begin(), ev.end(), nullptr, /*allow_exceptions=*/false);
+  if (d.evidence.is_discarded()) {
+    return Status::Internal("decision log: record " + std::to_string(d.id) + ": evidence is not valid JSON");
+  }
+  auto ac = ColumnText(s, kActions);
+  d.actions = nlohmann::ordered_json::parse(ac.begin(), ac.end(), nullptr, /*allow_exceptions=*/false);
+  if (d.actions.is_discarded()) {
+    return Status::Internal("decision log: record " + std::to_string(d.id) + ": actions are not valid JSON");
+  }
+  d.prev_hash = ColumnText(s, kPrevHash);
+  d.hash = ColumnText(s, kHash);
+  return d;
+}
+
+// Every index costs about a microsecond per append (see docs/decision-log.md, "Performance"),
+// so there are four: by rule, by entity, by outcome and by processing time. Event-time
+// filters are answered through one of them or by a scan in id order.
+constexpr const char* kSchemaSql = R"sql(
+CREATE TABLE IF NOT EXISTS decisions (
+  id              INTEGER PRIMARY KEY,
+  event_time      TEXT NOT NULL,
+  processing_time TEXT NOT NULL,
+  kind            TEXT NOT NULL,
+  rule            TEXT NOT NULL,
+  version         TEXT NOT NULL,
+  "trigger"       TEXT NOT NULL,
+  entity_type     TEXT NOT NULL,
+  entity_id       TEXT NOT NULL,
+  outcome         TEXT NOT NULL,
+  reason          TEXT NOT NULL,
+  evidence        TEXT NOT NULL,
+  actions         TEXT NOT NULL,
+  prev_hash       TEXT NOT NULL,
+  hash            TEXT NOT NULL,
+  event_ms        INTEGER NOT NULL,
+  processing_ms   INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS decisions_by_rule ON decisions(rule);
+CREATE INDEX IF NOT EXISTS decisions_by_entity ON decisions(entity_type, entity_id);
+CREATE INDEX IF NOT EXISTS decisions_by_outcome ON decisions(outcome);
+CREATE INDEX IF NOT EXISTS decisions_by_processing_time ON decisions(processing_ms);
+CREATE TRIGGER IF NOT EXISTS decisions_no_update BEFORE UPDATE ON decisions
+  BEGIN SELECT RAISE(ABORT, 'decisions are append-only'); END;
+CREATE TRIGGER IF NOT EXISTS decisions_no_delete BEFORE DELETE ON decisions
+  BEGIN SELECT RAISE(ABORT, 'decisions are append-only'); END;
+)sql";
+
+// Ids are explicit (the chain head's id + 1): a second writer that appends between the head
+// check and the insert makes the insert fail on the primary key, and the append is retried
+// on top of its record instead of forking the chain.
+constexpr const char* kInsertSql = R"sql(
+INSERT INTO decisions (id, event_time, processing_time, kind, rule, version, "trigger", entity_type, entity_id,
+                       outcome, reason, evidence, actions, prev_hash, hash, event_ms, processing_ms)
+VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)
+)sql";
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------
+
+std::string CanonicalBody(const Decision& d) {
+  const std::string et = FormatTime(d.event_time), pt = FormatTime(d.processing_time);
+  std::array<std::string_view, 10> strings = {et, pt, d.kind, d.rule, d.version, d.trigger,
+                                              d.entity_type, d.entity_id, d.outcome, d.reason};
+  std::array<std::string, 10> repaired;
+  for (std::size_t i = 0; i < strings.size(); ++i) {
+    if (!ValidUtf8(strings[i])) {
+      repaired[i] = RepairUtf8(strings[i]);
+      strings[i] = repaired[i];
+    }
+  }
+  std::string out = "{";
+  AppendBodyMembers(out, strings, CanonicalJson(d.evidence), CanonicalJson(d.actions));
+  out.push_back('}');
+  return out;
+}
+
+std::string ChainHash(std::string_view prev_hash, std::string_view body) {
+  std::string msg;
+  msg.reserve(prev_hash.size() + 1 + body.size());
+  msg.append(prev_hash);
+  msg.push_back('\n');
+  msg.append(body);
+  return HashHex(msg);
+}
+
+const char* ProblemName(VerifyReport::Problem p) {
+  switch (p) {
+    case VerifyReport::Problem::kNone: return "ok";
+    case VerifyReport::Problem::kGap: return "gap";
+    case VerifyReport::Problem::kLink: return "link";
+    case VerifyReport::Problem::kBody: return "body";
+    case VerifyReport::Problem::kTimeIndex: return "time_index";
+    case VerifyReport::Problem::kAnchor: return "anchor";
+  }
+  return "?";
+}
+
+DecisionLog::DecisionLog(sqlite3* db) : db_(db) {}
+
+// Members are destroyed in reverse order: the statements before the owned connection.
+DecisionLog::~DecisionLog() = default;
+
+Result<std::unique_ptr<DecisionLog>> DecisionLog::Attach(sqlite3* db) {
+  if (db == nullptr) return Status::InvalidArgument("decision log: no database connection");
+  std::unique_ptr<DecisionLog> log(new DecisionLog(db));
+  Status s = log->Init();
+  if (!s.ok()) return s;
+  return log;
+}
+
+Result<std::unique_ptr<DecisionLog>> DecisionLog::Open(const std::string& path) {
+  auto db = sqlite::OpenDatabase(path);
+  if (!db.ok()) return Status(db.status());
+  sqlite3* raw = db->get();
+  std::unique_ptr<DecisionLog> log(new DecisionLog(raw));
+  log->owned_ = std::move(db).value();
+  Status s = log->Init();
+  if (!s.ok()) return s;
+  return log;
+}
+
+Status DecisionLog::Init() {
+  const char* what = "decision log: create schema";
+  sqlite::Savepoint sp(db_, "gavel_decision_log_init");
+  Status s = sp.Begin();
+  if (!s.ok()) return s;
+  s = sqlite::Exec(db_, "CREATE TABLE IF NOT EXISTS decisions_schema (version INTEGER NOT NULL)", what);
+  if (!s.ok()) return s;
+  {
+    auto st = sqlite::Prepare(db_, "SELECT max(version) FROM decisions_schema", what);
+    if (!st.ok()) return st.status();
+    int rc = sqlite3_step(st->get());
+    if (rc != SQLITE_ROW) return sqlite::Error(db_, rc, what);
+    if (sqlite3_column_type(st->get(), 0) == SQLITE_NULL) {
+      st->reset();
+      s = sqlite::Exec(db_, ("INSERT INTO decisions_schema (version) VALUES (" + std::to_string(kSchemaVersion) + ")").c_str(),
+                       what);
+      if (!s.ok()) return s;
+    } else {
+      const auto v = sqlite3_column_int64(st->get(), 0);
+      if (v > kSchemaVersion) {
+        return Status::Unavailable("decision log: the database has decision log schema version " + std::to_string(v) +
+                                   ", newer than this gavel understands (" + std::to_string(kSchemaVersion) + ")");
+      }
+    }
+  }
+  s = sqlite::Exec(db_, kSchemaSql, what);
+  if (!s.ok()) return s;
+  s = sp.Release();
+  if (!s.ok()) return s;
+
+  struct {
+    StmtPtr* stmt;
+    std::string sql;
+  } statements[] = {
+      {&insert_, kInsertSql},
+      {&head_, "SELECT id, hash FROM decisions ORDER BY id DESC LIMIT 1"},
+      {&get_, std::string("SELECT ") + kColumns + " FROM decisions WHERE id = ?1"},
+      {&begin_, "BEGIN IMMEDIATE"},
+      {&commit_, "COMMIT"},
+  };
+  for (auto& st : statements) {
+    auto prepared = sqlite::Prepare(db_, st.sql, "decision log: prepare");
+    if (!prepared.ok()) return prepared.status();
+    *st.stmt = std::move(prepared).value();
+  }
+  return ReloadHead();
+}
+
+Status DecisionLog::ReloadHead() {
+  auto h = Head();
+  if (!h.ok()) return h.status();
+  head_cache_ = std::move(h).value();
+  return Status::Ok();
+}
+
+Result<ChainHead> DecisionLog::Head() const {
+  sqlite3_stmt* s = head_.get();
+  ResetGuard guard(s);
+  int rc = sqlite3_step(s);
+  ChainHead head;
+  if (rc == SQLITE_ROW) {
+    head.id = sqlite3_column_int64(s, 0);
+    head.hash = ColumnText(s, 1);
+  } else if (rc != SQLITE_DONE) {
+    return sqlite::Error(db_, rc, "decision log: read head");
+  }
+  return head;
+}
+
+bool DecisionLog::InTransaction() const { return sqlite3_get_autocommit(db_) == 0; }
+
+Status DecisionLog::Begin() {
+  if (InTransaction()) return Status::InvalidArgument("decision log: Begin: a transaction is already open");
+  return sqlite::Exec(db_, "BEGIN IMMEDIATE", "decision log: begin");
+}
+
+Status DecisionLog::Commit() {
+  if (!InTransaction()) return Status::InvalidArgument("decision log: Commit: no transaction is open");
+  return sqlite::Exec(db_, "COMMIT", "decision log: commit");
+}
+
+Status DecisionLog::Rollback() {
+  if (!InTransaction()) return Status::InvalidArgument("decision log: Rollback: no transaction is open");
+  Status s = sqlite::Exec(db_, "ROLLBACK", "decision log: rollback");
+  if (!s.ok()) return s;
+  return ReloadHead();
+}
+
+bool DecisionLog::Append(Decision& d) {
+  last_error_ = InTransaction() ? AppendImpl(d) : AppendAlone(d);
+  return last_error_.ok();
+}
+
+Status DecisionLog::AppendInTransaction(Decision& d) {
+  if (!InTransaction()) {
+    return Status::InvalidArgument("decision log: AppendInTransaction: no transaction is open on the connection");
+  }
+  return AppendImpl(d);
+}
+
+namespace {
+Status StepDone(sqlite3* db, sqlite3_stmt* s, std::string_view what) {
+  ResetGuard guard(s);
+  int rc = sqlite3_step(s);
+  if (rc != SQLITE_DONE) return sqlite::Error(db, rc, what);
+  return Status::Ok();
+}
+}  // namespace
+
+Status DecisionLog::AppendAlone(Decision& d) {
+  Status s = StepDone(db_, begin_.get(), "decision log: append: begin");
+  if (!s.ok()) return s;
+  s = AppendImpl(d);
+  if (s.ok()) s = StepDone(db_, commit_.get(), "decision log: append: commit");
+  if (!s.ok() && InTransaction()) {
+    sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+    ReloadHead();  // best effort; the next append checks the head again
+  }
+  return s;
+}
+
+namespace {
+// FormatTime without snprintf (it is on the append path for every event-triggered record):
+// the same text for years 1000..9999, FormatTime itself outside them. Checked against
+// FormatTime in the tests.
+void FormatTimeFast(TimeMs t, std::string& out) {
+  constexpr TimeMs kMin = -30610224000000;  // 1000-01-01T00:00:00Z
+  constexpr TimeMs kMax = 253402300799999;  // 9999-12-31T23:59:59.999Z
+  if (t < kMin || t > kMax) {
+    out = FormatTime(t);
+    return;
+  }
+  std::int64_t secs = t >= 0 ? t / 1000 : (t - 999) / 1000;
+  const int ms = static_cast<int>(t - secs * 1000);
+  std::int64_t days = secs >= 0 ? secs / 86400 : (secs - 86399) / 86400;
+  const int rem = static_cast<int>(secs - days * 86400);
+  // Howard Hinnant's civil_from_days.
+  days += 719468;
+  const std::int64_t era = (days >= 0 ? days : days - 146096) / 146097;
+  const unsigned doe = static_cast<unsigned>(days - era * 146097);
+  const unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+  std::int64_t y = static_cast<std::int64_t>(yoe) + era * 400;
+  const unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+  const unsigned mp = (5 * doy + 2) / 153;
+  const unsigned d = doy - (153 * mp + 2) / 5 + 1;
+  const unsigned m = mp < 10 ? mp + 3 : mp - 9;
+  y += m <= 2;
+  char b[24] = {};
+  auto put2 = [&](int pos, unsigned v) {
+    b[pos] = static_cast<char>('0' + v / 10);
+    b[pos + 1] = static_cast<char>('0' + v % 10);
+  };
+  const auto yy = static_cast<unsigned>(y);
+  put2(0, yy / 100);
+  put2(2, yy % 100);
+  b[4] = '-';
+  put2(5, m);
+  b[7] = '-';
+  put2(8, d);
+  b[10] = 'T';
+  put2(11, static_cast<unsigned>(rem / 3600));
+  b[13] = ':';
+  put2(14, static_cast<unsigned>(rem / 60 % 60));
+  b[16] = ':';
+  put2(17, static_cast<unsigned>(rem % 60));
+  std::size_t n = 19;
+  if (ms != 0) {
+    b[19] = '.';
+    b[20] = static_cast<char>('0' + ms / 100);
+    b[21] = static_cast<char>('0' + ms / 10 % 10);
+    b[22] = static_cast<char>('0' + ms % 10);
+    n = 23;
+  }
+  out.assign(b, n);
+  out.push_back('Z');
+}
+}  // namespace
+
+const std::string& DecisionLog::FormatCached(TimeMs t, TimeCache& cache) {
+  if (!cache.valid || cache.t != t) {
+    FormatTimeFast(t, cache.text);
+    cache.t = t;
+    cache.valid = true;
+  }
+  return cache.text;
+}
+
+Status DecisionLog::AppendImpl(Decision& d) {
+  // Make the Decision valid UTF-8 so that what is stored, hashed and returned agree.
+  for (std::string* f : {&d.kind, &d.rule, &d.version, &d.trigger, &d.entity_type, &d.entity_id, &d.outcome,
+                         &d.reason}) {
+    if (!ValidUtf8(*f)) *f = RepairUtf8(*f);
+  }
+  RenderRepairing(d.evidence, evidence_buf_);
+  RenderRepairing(d.actions, actions_buf_);
+  const std::string& ets = FormatCached(d.event_time, event_time_cache_);
+  const std::string& pts = FormatCached(d.processing_time, processing_time_cache_);
+
+  sqlite3_stmt* s = insert_.get();
+  for (int attempt = 0;; ++attempt) {
+    // The head this log chains to must still be the newest record: a caller's rollback
+    // removes records, another writer adds some.
+    {
+      sqlite3_stmt* h = head_.get();
+      ResetGuard guard(h);
+      int rc = sqlite3_step(h);
+      const bool same = rc == SQLITE_ROW ? sqlite3_column_int64(h, 0) == head_cache_.id &&
+                                               ColumnText(h, 1) == head_cache_.hash
+                                         : rc == SQLITE_DONE && head_cache_.id == 0;
+      if (rc != SQLITE_ROW && rc != SQLITE_DONE) return sqlite::Error(db_, rc, "decision log: append: read head");
+      if (!same) {
+        sqlite3_reset(h);
+        Status r = ReloadHead();
+        if (!r.ok()) return r;
+      }
+    }
+    buf_.assign(head_cache_.hash);
+    buf_.push_back('\n');
+    buf_.push_back('{');
+    AppendBodyMembers(buf_,
+                      {ets, pts, d.kind, d.rule, d.version, d.trigger, d.entity_type, d.entity_id, d.outcome,
+                       d.reason},
+                      evidence_buf_, actions_buf_);
+    buf_.push_back('}');
+    char hash[64];
+    HashHexInto(buf_, hash);
+    const std::int64_t id = head_cache_.id + 1;
+    ResetGuard guard(s);
+    sqlite3_bind_int64(s, 1, id);
+    BindStatic(s, 2, ets);
+    BindStatic(s, 3, pts);
+    BindStatic(s, 4, d.kind);
+    BindStatic(s, 5, d.rule);
+    BindStatic(s, 6, d.version);
+    BindStatic(s, 7, d.trigger);
+    BindStatic(s, 8, d.entity_type);
+    BindStatic(s, 9, d.entity_id);
+    BindStatic(s, 10, d.outcome);
+    BindStatic(s, 11, d.reason);
+    BindStatic(s, 12, evidence_buf_);
+    BindStatic(s, 13, actions_buf_);
+    BindStatic(s, 14, head_cache_.hash);
+    BindStatic(s, 15, std::string_view(hash, 64));
+    sqlite3_bind_int64(s, 16, d.event_time);
+    sqlite3_bind_int64(s, 17, d.processing_time);
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_DONE) {
+      d.id = id;
+      d.prev_hash.assign(head_cache_.hash);
+      d.hash.assign(hash, 64);
+      head_cache_.id = id;
+      head_cache_.hash.assign(hash, 64);
+      return Status::Ok();
+    }
+    if (sqlite3_extended_errcode(db_) == SQLITE_CONSTRAINT_PRIMARYKEY && attempt == 0) {
+      // Someone else took the id between the check and the insert: chain to theirs.
+      Status r = ReloadHead();
+      if (!r.ok()) return r;
+      continue;
+    }
+    return sqlite::Error(db_, rc, "decision log: append");
+  }
+}
+
+Result<Decision> DecisionLog::Get(std::int64_t id) const {
+  sqlite3_stmt* s = get_.get();
+  ResetGuard guard(s);
+  sqlite3_bind_int64(s, 1, id);
+  int rc = sqlite3_step(s);
+  if (rc == SQLITE_DONE) return Status::NotFound("decision log: no record " + std::to_string(id));
+  if (rc != SQLITE_ROW) return sqlite::Error(db_, rc, "decision log: get");
+  return RowDecision(s);
+}
+
+Result<StmtPtr> DecisionLog::PrepareQuery(const DecisionQuery& q) const {
+  std::string sql = std::string("SELECT ") + kColumns + " FROM decisions WHERE id > ?";
+  std::vector<const std::string*> texts;
+  auto text_filter = [&](const std::optional<std::string>& v, const char* column) {
+    if (!v) return;
+    sql += " AND ";
+    sql += column;
+    sql += " = ?";
+    texts.push_back(&*v);
+  };
+  text_filter(q.kind, "kind");
+  text_filter(q.rule, "rule");
+  text_filter(q.entity_type, "entity_type");
+  text_filter(q.entity_id, "entity_id");
+  text_filter(q.outcome, "outcome");
+  text_filter(q.reason, "reason");
+  const char* time_col = q.time_field == TimeField::kEvent ? "event_ms" : "processing_ms";
+  if (q.from) sql += std::string(" AND ") + time_col + " >= ?";
+  if (q.to) sql += std::string(" AND ") + time_col + " < ?";
+  sql += " ORDER BY id";
+  if (q.limit > 0) sql += " LIMIT ?";
+  auto st = sqlite::Prepare(db_, sql, "decision log: query");
+  if (!st.ok()) return st;
+  sqlite3_stmt* s = st->get();
+  int i = 1;
+  sqlite3_bind_int64(s, i++, q.after_id);
+  for (const std::string* t : texts) sqlite::BindCopy(s, i++, *t);
+  if (q.from) sqlite3_bind_int64(s, i++, *q.from);
+  if (q.to) sqlite3_bind_int64(s, i++, *q.to);
+  if (q.limit > 0) sqlite3_bind_int64(s, i++, q.limit);
+  return st;
+}
+
+Result<std::vector<Decision>> DecisionLog::Query(const DecisionQuery& q) const {
+  auto st = PrepareQuery(q);
+  if (!st.ok()) return st.status();
+  std::vector<Decision> out;
+  for (;;) {
+    int rc = sqlite3_step(st->get());
+    if (rc == SQLITE_DONE) break;
+    if (rc != SQLITE_ROW) return sqlite::Error(db_, rc, "decision log: query");
+    auto d = RowDecision(st->get());
+    if (!d.ok()) return d.status();
+    out.push_back(std::move(d).value());
+  }
+  return out;
+}
+
+Result<std::int64_t> DecisionLog::ExportJsonl(std::ostream& out) const {
+  DecisionQuery all;
+  all.limit = 0;
+  return ExportJsonl(out, all);
+}
+
+Result<std::int64_t> DecisionLog::ExportJsonl(std::ostream& out, const DecisionQuery& q) const {
+  auto st = PrepareQuery(q);
+  if (!st.ok()) return st.status();
+  sqlite3_stmt* s = st->get();
+  std::string line;
+  std::int64_t n = 0;
+  for (;;) {
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_DONE) break;
+    if (rc != SQLITE_ROW) return sqlite::Error(db_, rc, "decision log: export");
+    line.clear();
+    line += "{\"id\":";
+    line += std::to_string(sqlite3_column_int64(s, kId));
+    line.push_back(',');
+    AppendBodyMembers(line, RowStrings(s), ColumnText(s, kEvidence), ColumnText(s, kActions));
+    line += ",\"prev_hash\":";
+    AppendJsonString(line, ColumnText(s, kPrevHash));
+    line += ",\"hash\":";
+    AppendJsonString(line, ColumnText(s, kHash));
+    line += "}\n";
+    out.write(line.data(), static_cast<std::streamsize>(line.size()));
+    ++n;
+  }
+  out.flush();
+  if (!out) return Status::IoError("decision log: export: write failed");
+  return n;
+}
+
+Result<VerifyReport> DecisionLog::Verify(const std::optional<ChainHead>& anchor) const {
+  auto st = sqlite::Prepare(db_, std::string("SELECT ") + kColumns + " FROM decisions ORDER BY id",
+                            "decision log: verify");
+  if (!st.ok()) return st.status();
+  sqlite3_stmt* s = st->get();
+  VerifyReport r;
+  std::string msg;
+  bool anchor_seen = false;
+  auto fail = [&](VerifyReport::Problem p, std::int64_t id, std::string expected, std::string stored,
+                  std::string what) {
+    r.problem = p;
+    r.id = id;
+    r.expected = std::move(expected);
+    r.stored = std::move(stored);
+    r.message = "record " + std::to_string(id) + ": " + what;
+    return r;
+  };
+  for (;;) {
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_DONE) break;
+    if (rc != SQLITE_ROW) return sqlite::Error(db_, rc, "decision log: verify");
+    const std::int64_t id = sqlite3_column_int64(s, kId);
+    const std::int64_t expected_id = r.head.id + 1;
+    const std::string_view prev_hash = ColumnText(s, kPrevHash);
+    const std::string_view hash = ColumnText(s, kHash);
+    if (id != expected_id) {
+      std::string what = id - 1 == expected_id
+                             ? "record " + std::to_string(expected_id) + " is missing (deleted)"
+                             : "records " + std::to_string(expected_id) + " to " + std::to_string(id - 1) +
+                                   " are missing (deleted)";
+      return fail(VerifyReport::Problem::kGap, id, std::to_string(expected_id), std::to_string(id), what);
+    }
+    if (prev_hash != r.head.hash) {
+      return fail(VerifyReport::Problem::kLink, id, r.head.hash, std::string(prev_hash),
+                  "link altered: prev_hash is not the hash of record " + std::to_string(r.head.id) +
+                      " (a record was deleted, reordered or its prev_hash edited)");
+    }
+    msg.assign(prev_hash);
+    msg.push_back('\n');
+    RowBody(s, msg);
+    std::string recomputed = HashHex(msg);
+    if (recomputed != hash) {
+      return fail(VerifyReport::Problem::kBody, id, recomputed, std::string(hash),
+                  "body altered: the stored fields do not hash to the stored hash");
+    }
+    const auto et = ColumnText(s, kEventTime), pt = ColumnText(s, kProcessingTime);
+    const std::string et_ms = FormatTime(sqlite3_column_int64(s, kEventMs));
+    const std::string pt_ms = FormatTime(sqlite3_column_int64(s, kProcessingMs));
+    if (et_ms != et) {
+      return fail(VerifyReport::Problem::kTimeIndex, id, std::string(et), et_ms,
+                  "event_ms altered: it does not match event_time");
+    }
+    if (pt_ms != pt) {
+      return fail(VerifyReport::Problem::kTimeIndex, id, std::string(pt), pt_ms,
+                  "processing_ms altered: it does not match processing_time");
+    }
+    if (anchor && anchor->id == id) {
+      anchor_seen = true;
+      if (anchor->hash != hash) {
+        return fail(VerifyReport::Problem::kAnchor, id, anchor->hash, std::string(hash),
+                    "differs from the anchor: the log was rewritten from here or earlier");
+      }
+    }
+    r.head.id = id;
+    r.head.hash.assign(hash);
+    ++r.count;
+  }
+  if (anchor && anchor->id > 0 && !anchor_seen) {
+    return fail(VerifyReport::Problem::kAnchor, anchor->id, anchor->hash, "",
+                "missing: the log ends at record " + std::to_string(r.head.id) +
+                    " (records were deleted from the end)");
+  }
+  r.message = "ok: " + std::to_string(r.count) + " records, head " + std::to_string(r.head.id) + " " + r.head.hash;
+  return r;
+}
+
+// ---------------------------------------------------------------------------------------
+
+void EvaluationSummary::Count(std::string_view rule, std::string_view reason, std::int64_t n) {
+  auto it = counts_.find(rule);
+  if (it == counts_.end()) it = counts_.emplace(std::string(rule), std::map<std::string, std::int64_t, std::less<>>{}).first;
+  auto jt = it->second.find(reason);
+  if (jt == it->second.end()) jt = it->second.emplace(std::string(reason), 0).first;
+  jt->second += n;
+  total_ += n;
+}
+
+void EvaluationSummary::Clear() {
+  counts_.clear();
+  total_ = 0;
+}
+
+Decision EvaluationSummary::ToDecision(TimeMs event_time, TimeMs processing_time, std::string trigger) const {
+  Decision d;
+  d.event_time = event_time;
+  d.processing_time = processing_time;
+  d.kind = "summary";
+  d.outcome = "summary";
+  d.trigger = std::move(trigger);
+  d.evidence["not_fired"] = total_;
+  nlohmann::ordered_json rules = nlohmann::ordered_json::object();
+  for (const auto& [rule, reasons] : counts_) {
+    nlohmann::ordered_json r = nlohmann::ordered_json::object();
+    for (const auto& [reason, n] : reasons) r[reason] = n;
+    rules[rule] = std::move(r);
+  }
+  d.evidence["rules"] = std::move(rules);
+  return d;
+}
+
+}  // namespace gavel::rules
