@@ -35,6 +35,9 @@
 
 namespace gavel::rules {
 
+class StateSink;
+class StateSource;
+
 struct EngineDeps {
   const Clock* clock = nullptr;       // processing time of decisions (required)
   DecisionSink* sink = nullptr;       // where decisions go (required)
@@ -74,6 +77,13 @@ class Engine {
   Status OnEvent(const Event& e);
   // Writes the summary of evaluations that did not fire since the last summary.
   Status FlushSummary();
+
+  // Durable state (rules/state.hpp): Checkpoint writes what changed since the last
+  // checkpoint; Restore loads a saved state into a fresh engine, before any input (it also
+  // sets the engine's time to the saved one). Write the checkpoint in the same transaction
+  // as the decisions it belongs to.
+  Status Checkpoint(StateSink& sink);
+  Status Restore(const StateSource& source);
 
   // Introspection (tests, `explain`, the HTTP API later).
   std::string DescribeEntity(const std::string& entity_type, const std::string& id) const;

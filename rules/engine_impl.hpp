@@ -13,6 +13,7 @@
 #include "rules/calendar.hpp"
 #include "rules/reallocate.hpp"
 #include "rules/stats.hpp"
+#include "rules/state.hpp"
 
 namespace gavel::rules {
 
@@ -100,7 +101,8 @@ struct JourneyInstance {
   int step = 0;
   JourneyStatus status = JourneyStatus::kRunning;
   TimeMs entered = 0;
-  TimeMs wait_until = -1;
+  TimeMs wait_until = -1;          // kWaiting: the timeout
+  TimeMs resume_at = -1;           // kDeferred: the end of quiet hours
   std::uint64_t generation = 0;
   std::vector<TimeMs> sends;       // send times, for the frequency cap
 };
@@ -133,6 +135,13 @@ struct Engine::Impl {
   std::map<std::string, std::int64_t> not_fired;
   // schedules: unit key ("rule:x"/"alert:x") -> next tick
   std::map<std::string, TimeMs> next_tick;
+  // What changed since the last checkpoint (engine_state.cpp).
+  std::set<std::pair<std::string, std::string>> dirty_entities;
+  std::set<std::pair<std::size_t, std::string>> dirty_journeys;
+  std::set<std::pair<std::string, std::string>> dirty_alerts;
+  std::vector<std::string> new_event_ids;
+  Status Checkpoint(StateSink& sink);
+  Status Restore(const StateSource& source);
 
   Impl(Engine& e, std::shared_ptr<const dsl::Program> prog, EngineDeps d, EngineOptions o)
       : self(e), program(std::move(prog)), p(*program), deps(d), opts(o) {
@@ -163,6 +172,7 @@ struct Engine::Impl {
   // ------------------------------------------------------------ entities and scores
 
   EntityState& Entity(const std::string& type, const std::string& id) {
+    dirty_entities.emplace(type, id);
     auto& map = entities[type];
     auto it = map.find(id);
     if (it != map.end()) return it->second;
@@ -206,6 +216,7 @@ struct Engine::Impl {
     const dsl::CompiledScore& s = p.scores[entity_scores[type][slot]];
     ScoreState& sc = st.scores[slot];
     if (sc.last_activity < 0 || t <= sc.as_of) return Status::Ok();
+    dirty_entities.emplace(type, id);
     if (s.decay == dsl::DecayKind::kInactivity && s.decay_seconds > 0) {
       TimeMs period = s.decay_seconds * kSecond;
       std::int64_t due = (t - sc.last_activity) / period;
@@ -551,6 +562,7 @@ struct Engine::Impl {
       self.duplicates_++;
       return Status::InvalidArgument("duplicate event id `" + e.id + "`");
     }
+    new_event_ids.push_back(e.id);
     const dsl::EventInfo* info = p.FindEvent(e.type);
     if (!info) return Status::InvalidArgument("unknown event type `" + e.type + "`");
     for (const auto& type : info->entities) {
@@ -684,6 +696,7 @@ struct Engine::Impl {
   // Runs a journey instance from its current step until it waits, defers or ends.
   Status RunJourney(std::size_t ji, const std::string& id, EntityState& st, TimeMs at, const std::string& trigger) {
     const dsl::CompiledJourney& j = p.journeys[ji];
+    dirty_journeys.emplace(ji, id);
     JourneyInstance& inst = journeys[ji][id];
     for (int guard = 0; guard < 10000; ++guard) {
       if (inst.step < 0 || inst.step >= static_cast<int>(j.steps.size())) {
@@ -717,6 +730,7 @@ struct Engine::Impl {
             if (!ok) release = QuietHoursRelease(at, j.quiet_start_minute, j.quiet_end_minute, "UTC", ok);
             if (release > at) {
               inst.status = JourneyStatus::kDeferred;
+              inst.resume_at = release;
               inst.generation++;
               timers.push({release, timer_seq++, TimerKind::kJourney, static_cast<int>(ji), j.entity, id, inst.generation});
               nlohmann::ordered_json none = nlohmann::ordered_json::array();

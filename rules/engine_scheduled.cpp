@@ -515,6 +515,7 @@ Status Engine::Impl::RunAlert(const dsl::CompiledAlert& a, TimeMs at) {
     RunLets(a.lets, a.slots, values, keep);
     bool cond = data.by_key.empty() || data.by_key[0].count(key) ? ev.Test(a.condition, values.data()) : false;
     AlertEntity& st = states[key];
+    dirty_alerts.emplace(a.name, key);
     nlohmann::ordered_json evidence;
     evidence["window"] = {{"from", data.bounds.empty() ? "" : data.bounds[0].from},
                           {"to", data.bounds.empty() ? "" : data.bounds[0].to}};

@@ -265,7 +265,7 @@ double GammaQuantile(double p, double a) {
 
   // Very small answers: P(a, x) = x^a / Gamma(a + 1) * (1 + O(x)), so below the normal range
   // the closed form is exact to double precision (and may underflow to 0).
-  if (!upper) {
+  {
     const double lx = (std::log(p) + LogGamma(a + 1)) / a;
     if (lx < -700) return std::exp(lx);
   }

@@ -492,3 +492,106 @@ TEST_CASE("an alert goes pending, fires, repeats and resolves, with one message 
   CHECK(notify->actions[0]["severity"] == "page");
   CHECK(notify->actions[0]["runbook"] == "https://wiki/spend");
 }
+
+// ---------------------------------------------------------------- restart
+
+#include "rules/store/state_store.hpp"
+
+namespace {
+
+struct Persistent {
+  std::string path;
+  explicit Persistent(const std::string& name)
+      : path((std::filesystem::temp_directory_path() / ("gavel-state-" + std::to_string(::getpid()) + "-" + name + ".db"))
+                 .string()) {
+    for (const char* suffix : {"", "-wal", "-shm"}) std::filesystem::remove(path + suffix);
+  }
+  ~Persistent() {
+    for (const char* suffix : {"", "-wal", "-shm"}) std::filesystem::remove(path + suffix);
+  }
+};
+
+// One engine process: opens the database, restores, runs `inputs`, checkpoints and commits.
+std::vector<Decision> RunProcess(const std::string& db_path, const std::string& src, TimeMs start,
+                                 const std::vector<std::string>& events, TimeMs advance_to, bool fresh) {
+  auto db = gavel::rules::StateDatabase::Open(db_path);
+  REQUIRE(db.ok());
+  auto program = CompileProgram(src);
+  SimulatedClock clock(start);
+  // Collect what this process decides, and log it.
+  struct Tee : gavel::rules::DecisionSink {
+    gavel::rules::DecisionLog* log;
+    std::vector<Decision> made;
+    bool Append(Decision& d) override {
+      if (!log->Append(d)) return false;
+      made.push_back(d);
+      return true;
+    }
+  } sink;
+  sink.log = &db.value()->log();
+  Engine engine(program, {&clock, &sink, nullptr}, {});
+  if (fresh) engine.Start(start);
+  else REQUIRE(engine.Restore(db.value()->state()).ok());
+  REQUIRE(db.value()->Begin().ok());
+  for (const auto& json : events) {
+    Event e;
+    REQUIRE(gavel::rules::ParseEvent(*program, json, e).ok());
+    clock.Set(e.time);
+    REQUIRE(engine.AdvanceTo(e.time).ok());
+    auto s = engine.OnEvent(e);
+    REQUIRE((s.ok() || s.code() == gavel::Status::Code::kInvalidArgument));
+  }
+  clock.Set(advance_to);
+  REQUIRE(engine.AdvanceTo(advance_to).ok());
+  REQUIRE(engine.Checkpoint(db.value()->state()).ok());
+  REQUIRE(db.value()->Commit().ok());
+  return sink.made;
+}
+
+}  // namespace
+
+TEST_CASE("a journey waiting across a restart times out at the right time, and nothing is decided twice",
+          "[engine][restart]") {
+  Persistent p("journey");
+  auto first = RunProcess(p.path, kJourney, T("2026-10-01T00:00:00Z"),
+                          {Ev("guide_download", "g1", "L1", "2026-10-01T10:00:00Z", R"("guide":"x")"),
+                           Ev("guide_download", "g2", "L2", "2026-10-01T11:00:00Z", R"("guide":"x")")},
+                          T("2026-10-02T00:00:00Z"), true);
+  CHECK(Render(first) ==
+        "2026-10-01T10:00:00Z journey onboarding L1 entered\n"
+        "2026-10-01T10:00:00Z journey onboarding L1 step (welcome)\n"
+        "2026-10-01T10:00:00Z journey onboarding L1 waiting (for email_open until 2026-10-03T10:00:00Z)\n"
+        "2026-10-01T11:00:00Z journey onboarding L2 entered\n"
+        "2026-10-01T11:00:00Z journey onboarding L2 step (welcome)\n"
+        "2026-10-01T11:00:00Z journey onboarding L2 waiting (for email_open until 2026-10-03T11:00:00Z)\n");
+  // The process stops and a new one starts from the database: L2 opens the email (the event
+  // branch), L1 does not (the timeout), and a replayed duplicate changes nothing.
+  auto second = RunProcess(p.path, kJourney, T("2026-10-02T00:00:00Z"),
+                           {Ev("guide_download", "g1", "L1", "2026-10-01T10:00:00Z", R"("guide":"x")"),
+                            Ev("email_open", "o2", "L2", "2026-10-02T12:00:00Z", R"("message":"welcome_guide")")},
+                           T("2026-10-05T00:00:00Z"), false);
+  CHECK(Render(second) ==
+        "2026-10-02T12:00:00Z journey onboarding L2 branch (on email_open)\n"
+        "2026-10-02T12:00:00Z journey onboarding L2 step (case_study)\n"
+        "2026-10-02T12:00:00Z journey onboarding L2 completed\n"
+        "2026-10-03T10:00:00Z journey onboarding L1 timeout\n"
+        "2026-10-03T10:00:00Z journey onboarding L1 step (ugc)\n"
+        "2026-10-03T10:00:00Z journey onboarding L1 completed\n");
+  // The log is one chain across both processes.
+  auto db = gavel::rules::StateDatabase::Open(p.path);
+  REQUIRE(db.ok());
+  auto report = db.value()->log().Verify();
+  REQUIRE(report.ok());
+  CHECK(report.value().ok());
+  CHECK(report.value().count == 12);
+}
+
+TEST_CASE("a score keeps its value, its once marks and its decay timer across a restart", "[engine][restart]") {
+  Persistent p("score");
+  std::string src = std::string(kLeads);
+  RunProcess(p.path, src, T("2026-10-01T00:00:00Z"),
+             {View("e1", "L1", "/pricing", "2026-10-01T09:00:00Z"), View("e2", "L1", "/pricing", "2026-10-01T09:05:00Z")},
+             T("2026-10-02T00:00:00Z"), true);
+  auto second = RunProcess(p.path, src, T("2026-10-02T00:00:00Z"), {}, T("2026-12-15T00:00:00Z"), false);
+  CHECK(Render(second) == "2026-11-30T09:05:00Z rule mql_cooled_off L1 fired (live)\n");
+}

@@ -1,0 +1,185 @@
+// Checkpoint and restore of the engine's state. See rules/state.hpp for the row model.
+#include "rules/engine_impl.hpp"
+#include "rules/state.hpp"
+
+namespace gavel::rules {
+
+namespace {
+
+nlohmann::json ValueJson(const OwnedValue& v) {
+  switch (v.kind) {
+    case Value::Kind::kText: return {{"t", v.text}};
+    case Value::Kind::kNumber: return {{"n", v.num}};
+    case Value::Kind::kBool: return {{"b", v.num != 0}};
+    case Value::Kind::kNull: break;
+  }
+  return nullptr;
+}
+
+OwnedValue ValueFrom(const nlohmann::json& j) {
+  OwnedValue v;
+  if (!j.is_object()) return v;
+  if (j.contains("t")) v.kind = Value::Kind::kText, v.text = j["t"].get<std::string>();
+  else if (j.contains("n")) v.kind = Value::Kind::kNumber, v.num = j["n"].get<double>();
+  else if (j.contains("b")) v.kind = Value::Kind::kBool, v.num = j["b"].get<bool>() ? 1 : 0;
+  return v;
+}
+
+}  // namespace
+
+Status Engine::Impl::Checkpoint(StateSink& sink) {
+  for (const auto& [type, id] : dirty_entities) {
+    auto& map = entities[type];
+    auto it = map.find(id);
+    if (it == map.end()) continue;
+    const EntityState& st = it->second;
+    nlohmann::json j;
+    j["last_event"] = st.last_event;
+    j["fields"] = nlohmann::json::array();
+    for (const auto& f : st.fields) j["fields"].push_back(ValueJson(f));
+    j["scores"] = nlohmann::json::array();
+    for (const auto& sc : st.scores) {
+      j["scores"].push_back({{"value", sc.value}, {"as_of", sc.as_of}, {"last_activity", sc.last_activity},
+                             {"steps", sc.steps_applied}, {"once", sc.once_mask}});
+    }
+    Status s = sink.Put("entity", type, id, j);
+    if (!s.ok()) return s;
+  }
+  for (const auto& [ji, id] : dirty_journeys) {
+    auto it = journeys[ji].find(id);
+    if (it == journeys[ji].end()) continue;
+    const JourneyInstance& in = it->second;
+    nlohmann::json j = {{"step", in.step},         {"status", static_cast<int>(in.status)},
+                        {"entered", in.entered},   {"wait_until", in.wait_until},
+                        {"resume_at", in.resume_at}, {"generation", in.generation},
+                        {"sends", in.sends}};
+    Status s = sink.Put("journey", p.journeys[ji].name, id, j);
+    if (!s.ok()) return s;
+  }
+  for (const auto& [name, key] : dirty_alerts) {
+    const AlertEntity& a = alert_states[name][key];
+    if (a.state == AlertState::kInactive) {
+      Status s = sink.Erase("alert", name, key);
+      if (!s.ok()) return s;
+      continue;
+    }
+    Status s = sink.Put("alert", name, key,
+                        {{"state", static_cast<int>(a.state)}, {"since", a.since}, {"last_notified", a.last_notified}});
+    if (!s.ok()) return s;
+  }
+  for (const auto& id : new_event_ids) {
+    Status s = sink.Put("event", "", id, nullptr);
+    if (!s.ok()) return s;
+  }
+  // Global bookkeeping: small, written whole.
+  nlohmann::json meta;
+  meta["now"] = self.now_;
+  meta["duplicates"] = self.duplicates_;
+  meta["next_tick"] = next_tick;
+  nlohmann::json lf = nlohmann::json::object();
+  for (const auto& [rule, m] : last_fired) {
+    for (const auto& [entity, t] : m) lf[rule][entity] = t;
+  }
+  meta["last_fired"] = lf;
+  meta["fire_times"] = fire_times;
+  meta["not_fired"] = not_fired;
+  Status s = sink.Put("meta", "engine", "state", meta);
+  if (!s.ok()) return s;
+  dirty_entities.clear();
+  dirty_journeys.clear();
+  dirty_alerts.clear();
+  new_event_ids.clear();
+  return Status::Ok();
+}
+
+Status Engine::Impl::Restore(const StateSource& source) {
+  std::map<std::string, std::size_t> journey_index;
+  for (std::size_t i = 0; i < p.journeys.size(); ++i) journey_index[p.journeys[i].name] = i;
+  Status s = source.ForEach([&](const std::string& kind, const std::string& name, const std::string& key,
+                                const nlohmann::json& j) -> Status {
+    try {
+      if (kind == "entity") {
+        const dsl::EntityInfo* info = p.FindEntity(name);
+        if (!info) return Status::Ok();  // an entity type the new program no longer declares
+        EntityState& st = Entity(name, key);
+        st.last_event = j.at("last_event").get<TimeMs>();
+        const auto& fields = j.at("fields");
+        for (std::size_t i = 0; i < st.fields.size() && i < fields.size(); ++i) st.fields[i] = ValueFrom(fields[i]);
+        const auto& scores = j.at("scores");
+        for (std::size_t i = 0; i < st.scores.size() && i < scores.size(); ++i) {
+          ScoreState& sc = st.scores[i];
+          sc.value = scores[i].at("value").get<double>();
+          sc.as_of = scores[i].at("as_of").get<TimeMs>();
+          sc.last_activity = scores[i].at("last_activity").get<TimeMs>();
+          sc.steps_applied = scores[i].at("steps").get<std::int64_t>();
+          sc.once_mask = scores[i].at("once").get<std::uint64_t>();
+        }
+      } else if (kind == "journey") {
+        auto it = journey_index.find(name);
+        if (it == journey_index.end()) return Status::Ok();
+        JourneyInstance in;
+        in.step = j.at("step").get<int>();
+        in.status = static_cast<JourneyStatus>(j.at("status").get<int>());
+        in.entered = j.at("entered").get<TimeMs>();
+        in.wait_until = j.at("wait_until").get<TimeMs>();
+        in.resume_at = j.at("resume_at").get<TimeMs>();
+        in.generation = j.at("generation").get<std::uint64_t>();
+        in.sends = j.at("sends").get<std::vector<TimeMs>>();
+        if (in.step >= static_cast<int>(p.journeys[it->second].steps.size())) in.status = JourneyStatus::kDone;
+        journeys[it->second][key] = in;
+      } else if (kind == "alert") {
+        AlertEntity a;
+        a.state = static_cast<AlertState>(j.at("state").get<int>());
+        a.since = j.at("since").get<TimeMs>();
+        a.last_notified = j.at("last_notified").get<TimeMs>();
+        alert_states[name][key] = a;
+      } else if (kind == "event") {
+        seen_events.insert(key);
+      } else if (kind == "meta" && name == "engine") {
+        self.now_ = j.at("now").get<TimeMs>();
+        self.duplicates_ = j.at("duplicates").get<std::int64_t>();
+        next_tick = j.at("next_tick").get<std::map<std::string, TimeMs>>();
+        for (const auto& [rule, m] : j.at("last_fired").items()) {
+          for (const auto& [entity, t] : m.items()) last_fired[rule][entity] = t.get<TimeMs>();
+        }
+        fire_times = j.at("fire_times").get<std::map<std::string, std::vector<TimeMs>>>();
+        not_fired = j.at("not_fired").get<std::map<std::string, std::int64_t>>();
+      }
+    } catch (const std::exception& e) {
+      return Status::Internal("state row " + kind + "/" + name + "/" + key + " is damaged: " + e.what());
+    }
+    return Status::Ok();
+  });
+  if (!s.ok()) return s;
+  // Rebuild the timers from the state: decay crossings and journey waits and deferrals.
+  for (auto& [type, map] : entities) {
+    for (auto& [id, st] : map) {
+      for (std::size_t i = 0; i < st.scores.size(); ++i) {
+        st.scores[i].timer_at = -1;
+        ScheduleDecayTimer(type, id, st, static_cast<int>(i));
+      }
+    }
+  }
+  for (std::size_t ji = 0; ji < journeys.size(); ++ji) {
+    for (auto& [id, in] : journeys[ji]) {
+      if (in.status == JourneyStatus::kWaiting) {
+        timers.push({in.wait_until, timer_seq++, TimerKind::kJourney, static_cast<int>(ji), p.journeys[ji].entity, id,
+                     in.generation});
+      } else if (in.status == JourneyStatus::kDeferred) {
+        timers.push({in.resume_at, timer_seq++, TimerKind::kJourney, static_cast<int>(ji), p.journeys[ji].entity, id,
+                     in.generation});
+      }
+    }
+  }
+  // Nothing restored is "changed".
+  dirty_entities.clear();
+  dirty_journeys.clear();
+  dirty_alerts.clear();
+  new_event_ids.clear();
+  return Status::Ok();
+}
+
+Status Engine::Checkpoint(StateSink& sink) { return impl_->Checkpoint(sink); }
+Status Engine::Restore(const StateSource& source) { return impl_->Restore(source); }
+
+}  // namespace gavel::rules

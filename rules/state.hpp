@@ -1,0 +1,39 @@
+// The engine's durable state, as rows: what a StateStore keeps so that an engine restarted
+// on the same database resumes exactly where it stopped (scores, entity fields, `once`
+// marks, decay timers, journey positions and timers, alert states, schedule bookkeeping,
+// cooldowns and limits, seen event ids).
+//
+// Engine::Checkpoint writes every row that changed since the last checkpoint to a StateSink;
+// Engine::Restore reads all rows back from a StateSource before any input. Rows are JSON
+// values keyed by (kind, name, key) — kinds: "entity" (name = entity type), "journey"
+// (name = journey), "alert" (name = alert), "meta" (global bookkeeping), "event" (seen ids).
+// The SQLite implementation is rules/store/state_store.hpp; it shares its connection and
+// transaction with the decision log, so decisions and the state they produced commit together.
+#pragma once
+
+#include <functional>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "dsl/base/status.hpp"
+
+namespace gavel::rules {
+
+class StateSink {
+ public:
+  virtual ~StateSink() = default;
+  virtual Status Put(const std::string& kind, const std::string& name, const std::string& key,
+                     const nlohmann::json& value) = 0;
+  virtual Status Erase(const std::string& kind, const std::string& name, const std::string& key) = 0;
+};
+
+class StateSource {
+ public:
+  virtual ~StateSource() = default;
+  using Visitor = std::function<Status(const std::string& kind, const std::string& name,
+                                       const std::string& key, const nlohmann::json& value)>;
+  // Calls `visit` for every row, in (kind, name, key) order.
+  virtual Status ForEach(const Visitor& visit) const = 0;
+};
+
+}  // namespace gavel::rules
