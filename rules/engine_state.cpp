@@ -52,7 +52,7 @@ Status Engine::Impl::Checkpoint(StateSink& sink) {
     nlohmann::json j = {{"step", in.step},         {"status", static_cast<int>(in.status)},
                         {"entered", in.entered},   {"wait_until", in.wait_until},
                         {"resume_at", in.resume_at}, {"generation", in.generation},
-                        {"sends", in.sends}};
+                        {"sends", in.sends},         {"version", p.journeys[ji].version}};
     Status s = sink.Put("journey", p.journeys[ji].name, id, j);
     if (!s.ok()) return s;
   }
@@ -95,6 +95,7 @@ Status Engine::Impl::Checkpoint(StateSink& sink) {
 Status Engine::Impl::Restore(const StateSource& source) {
   std::map<std::string, std::size_t> journey_index;
   for (std::size_t i = 0; i < p.journeys.size(); ++i) journey_index[p.journeys[i].name] = i;
+  std::vector<std::pair<Decision, std::pair<std::size_t, std::string>>> migrations;
   Status s = source.ForEach([&](const std::string& kind, const std::string& name, const std::string& key,
                                 const nlohmann::json& j) -> Status {
     try {
@@ -125,7 +126,24 @@ Status Engine::Impl::Restore(const StateSource& source) {
         in.resume_at = j.at("resume_at").get<TimeMs>();
         in.generation = j.at("generation").get<std::uint64_t>();
         in.sends = j.at("sends").get<std::vector<TimeMs>>();
-        if (in.step >= static_cast<int>(p.journeys[it->second].steps.size())) in.status = JourneyStatus::kDone;
+        const dsl::CompiledJourney& jn = p.journeys[it->second];
+        std::string old_version = j.value("version", "");
+        bool active = in.status != JourneyStatus::kDone;
+        if (active && old_version != jn.version) {
+          // The journey's rule file changed while this instance was in it: one policy, logged.
+          bool keeps = in.step >= 0 && in.step < static_cast<int>(jn.steps.size());
+          Decision d = NewDecision("journey", jn.name, jn.version, 0);
+          d.trigger = "reload";
+          d.entity_type = jn.entity;
+          d.entity_id = key;
+          d.outcome = "migrated";
+          d.reason = keeps ? "rule changed: resumes at step " + std::to_string(in.step)
+                           : "rule changed: the step it was at no longer exists, the journey ends";
+          d.evidence["old_version"] = old_version;
+          d.evidence["new_version"] = jn.version;
+          if (!keeps) in.status = JourneyStatus::kDone;
+          migrations.emplace_back(std::move(d), std::make_pair(it->second, key));
+        }
         journeys[it->second][key] = in;
       } else if (kind == "alert") {
         AlertEntity a;
@@ -171,11 +189,17 @@ Status Engine::Impl::Restore(const StateSource& source) {
       }
     }
   }
-  // Nothing restored is "changed".
+  // Nothing restored is "changed", except instances migrated to a new journey version.
   dirty_entities.clear();
   dirty_journeys.clear();
   dirty_alerts.clear();
   new_event_ids.clear();
+  for (auto& [d, instance] : migrations) {
+    d.event_time = self.now_;
+    Status e = Emit(d);
+    if (!e.ok()) return e;
+    dirty_journeys.insert(instance);
+  }
   return Status::Ok();
 }
 

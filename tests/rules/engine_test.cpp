@@ -595,3 +595,22 @@ TEST_CASE("a score keeps its value, its once marks and its decay timer across a 
   auto second = RunProcess(p.path, src, T("2026-10-02T00:00:00Z"), {}, T("2026-12-15T00:00:00Z"), false);
   CHECK(Render(second) == "2026-11-30T09:05:00Z rule mql_cooled_off L1 fired (live)\n");
 }
+
+TEST_CASE("a journey whose rule file changed while instances wait resumes under the new version, logged",
+          "[engine][restart]") {
+  Persistent p("migrate");
+  RunProcess(p.path, kJourney, T("2026-10-01T00:00:00Z"),
+             {Ev("guide_download", "g1", "L1", "2026-10-01T10:00:00Z", R"("guide":"x")")}, T("2026-10-02T00:00:00Z"),
+             true);
+  std::string changed = kJourney;
+  changed.replace(changed.find("\"ugc_video\""), 11, "\"ugc_video_v2\"");
+  auto second = RunProcess(p.path, changed, T("2026-10-02T00:00:00Z"), {}, T("2026-10-05T00:00:00Z"), false);
+  REQUIRE(second.size() >= 2);
+  CHECK(second[0].outcome == "migrated");
+  CHECK(second[0].reason == "rule changed: resumes at step 1");
+  CHECK(second[0].evidence["old_version"] != second[0].evidence["new_version"]);
+  CHECK(Render(second).find("journey onboarding L1 step (ugc)") != std::string::npos);
+  bool v2 = false;
+  for (const auto& d : second) v2 |= d.actions.dump().find("ugc_video_v2") != std::string::npos;
+  CHECK(v2);
+}
