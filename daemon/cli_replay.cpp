@@ -177,6 +177,7 @@ int RunReplay(const std::vector<std::string>& args, std::ostream& out, std::ostr
   rules::EngineOptions options;
   options.log_every_evaluation = all;
   options.run_schedules = warehouse != nullptr;
+  options.track_state = false;
   rules::Engine engine(compiled.program, {&clock, &sink, warehouse.get()}, options);
   engine.Start(from);
   std::size_t applied = 0, duplicates = 0;

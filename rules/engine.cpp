@@ -23,6 +23,7 @@ void Engine::Start(TimeMs t) { now_ = t; }
 
 Status Engine::FlushSummary() {
   Impl& im = *impl_;
+  im.MergeCounters();
   if (im.not_fired.empty() && duplicates_ == 0) return Status::Ok();
   Decision d = im.NewDecision("summary", "", "", now_);
   d.trigger = "summary";

@@ -51,6 +51,9 @@ struct EngineOptions {
   std::int64_t default_freshness_seconds = 0;
   // Run schedule ticks at all (replay without a warehouse may turn them off).
   bool run_schedules = true;
+  // Track what changed for Checkpoint(). Callers that never checkpoint (replay, benchmarks)
+  // turn it off and save the bookkeeping.
+  bool track_state = true;
 };
 
 // Health of one unit, for `GET /v1/rules` later and for tests now.

@@ -80,6 +80,7 @@ struct EntityState {
   std::vector<OwnedValue> fields;    // aligned with EntityInfo::fields
   std::vector<ScoreState> scores;    // aligned with Impl::entity_scores_[entity]
   TimeMs last_event = -1;
+  bool dirty = false;                // listed in Impl::dirty_entities since the last checkpoint
 };
 
 enum class TimerKind : std::uint8_t { kDecay, kJourney };
@@ -131,12 +132,25 @@ struct Engine::Impl {
   // rule name -> entity -> last fired (cooldown); rule name -> fire times (limit)
   std::map<std::string, std::unordered_map<std::string, TimeMs>> last_fired;
   std::map<std::string, std::vector<TimeMs>> fire_times;
-  // summary: unit -> count of evaluations that did not fire
+  // summary: unit -> count of evaluations that did not fire (rules counted by index on the
+  // hot path, merged by MergeCounters)
   std::map<std::string, std::int64_t> not_fired;
+  std::vector<std::int64_t> rule_not_fired;
+  // rules by trigger: event type -> event rules; score -> crossing rules
+  std::unordered_map<std::string, std::vector<const dsl::CompiledRule*>> event_rules;
+  std::unordered_map<std::string, std::vector<const dsl::CompiledRule*>> crossing_rules;
+
+  void NotFiredRule(const dsl::CompiledRule& r) { rule_not_fired[&r - p.rules.data()]++; }
+  void MergeCounters() {
+    for (std::size_t i = 0; i < rule_not_fired.size(); ++i) {
+      if (rule_not_fired[i]) not_fired["rule:" + p.rules[i].name] += rule_not_fired[i];
+      rule_not_fired[i] = 0;
+    }
+  }
   // schedules: unit key ("rule:x"/"alert:x") -> next tick
   std::map<std::string, TimeMs> next_tick;
   // What changed since the last checkpoint (engine_state.cpp).
-  std::set<std::pair<std::string, std::string>> dirty_entities;
+  std::vector<std::pair<std::string, std::string>> dirty_entities;
   std::set<std::pair<std::size_t, std::string>> dirty_journeys;
   std::set<std::pair<std::string, std::string>> dirty_alerts;
   std::vector<std::string> new_event_ids;
@@ -147,6 +161,11 @@ struct Engine::Impl {
       : self(e), program(std::move(prog)), p(*program), deps(d), opts(o) {
     for (std::size_t i = 0; i < p.scores.size(); ++i) entity_scores[p.scores[i].entity].push_back(static_cast<int>(i));
     journeys.resize(p.journeys.size());
+    for (const auto& r : p.rules) {
+      if (r.trigger == dsl::TriggerKind::kCrossing) crossing_rules[r.event].push_back(&r);
+      if (r.trigger == dsl::TriggerKind::kEvent) event_rules[r.event].push_back(&r);
+    }
+    rule_not_fired.assign(p.rules.size(), 0);
   }
 
   // ------------------------------------------------------------ decisions
@@ -171,11 +190,19 @@ struct Engine::Impl {
 
   // ------------------------------------------------------------ entities and scores
 
+  void MarkDirty(const std::string& type, const std::string& id, EntityState& st) {
+    if (!opts.track_state || st.dirty) return;
+    st.dirty = true;
+    dirty_entities.emplace_back(type, id);
+  }
+
   EntityState& Entity(const std::string& type, const std::string& id) {
-    dirty_entities.emplace(type, id);
     auto& map = entities[type];
     auto it = map.find(id);
-    if (it != map.end()) return it->second;
+    if (it != map.end()) {
+      MarkDirty(type, id, it->second);
+      return it->second;
+    }
     EntityState st;
     const dsl::EntityInfo* info = p.FindEntity(type);
     if (info) {
@@ -192,7 +219,9 @@ struct Engine::Impl {
       }
     }
     st.scores.resize(entity_scores[type].size());
-    return map.emplace(id, std::move(st)).first->second;
+    EntityState& created = map.emplace(id, std::move(st)).first->second;
+    MarkDirty(type, id, created);
+    return created;
   }
 
   static double Clamp(const dsl::CompiledScore& s, double v) {
@@ -202,12 +231,10 @@ struct Engine::Impl {
   }
 
   // Crossing rules watching score `score_name`.
-  std::vector<const dsl::CompiledRule*> CrossingRules(const std::string& score_name) const {
-    std::vector<const dsl::CompiledRule*> out;
-    for (const auto& r : p.rules) {
-      if (r.trigger == dsl::TriggerKind::kCrossing && r.event == score_name) out.push_back(&r);
-    }
-    return out;
+  const std::vector<const dsl::CompiledRule*>& CrossingRules(const std::string& score_name) const {
+    static const std::vector<const dsl::CompiledRule*> kNone;
+    auto it = crossing_rules.find(score_name);
+    return it == crossing_rules.end() ? kNone : it->second;
   }
 
   // Brings one score up to time t, applying decay; every threshold crossed by decay fires its
@@ -216,7 +243,7 @@ struct Engine::Impl {
     const dsl::CompiledScore& s = p.scores[entity_scores[type][slot]];
     ScoreState& sc = st.scores[slot];
     if (sc.last_activity < 0 || t <= sc.as_of) return Status::Ok();
-    dirty_entities.emplace(type, id);
+    MarkDirty(type, id, st);
     if (s.decay == dsl::DecayKind::kInactivity && s.decay_seconds > 0) {
       TimeMs period = s.decay_seconds * kSecond;
       std::int64_t due = (t - sc.last_activity) / period;
@@ -543,7 +570,8 @@ struct Engine::Impl {
 
   Status NotFired(const std::string& unit, const dsl::CompiledRule& r, const std::string& type, const std::string& id,
                   TimeMs at, const std::string& trigger, const std::vector<Value>& values) {
-    not_fired[unit]++;
+    (void)unit;
+    NotFiredRule(r);
     if (!opts.log_every_evaluation) return Status::Ok();
     Decision d = NewDecision("rule", r.name, r.version, at);
     d.trigger = trigger;
@@ -562,7 +590,7 @@ struct Engine::Impl {
       self.duplicates_++;
       return Status::InvalidArgument("duplicate event id `" + e.id + "`");
     }
-    new_event_ids.push_back(e.id);
+    if (opts.track_state) new_event_ids.push_back(e.id);
     const dsl::EventInfo* info = p.FindEvent(e.type);
     if (!info) return Status::InvalidArgument("unknown event type `" + e.type + "`");
     for (const auto& type : info->entities) {
@@ -625,11 +653,14 @@ struct Engine::Impl {
       ScheduleDecayTimer(ent.name, id, st, static_cast<int>(k));
     }
     // Event rules.
-    for (const auto& r : p.rules) {
-      if (r.trigger != dsl::TriggerKind::kEvent || r.event != e.type || r.entity != ent.name) continue;
+    auto by_event = event_rules.find(e.type);
+    if (by_event == event_rules.end()) return JourneysOnEvent(e, ent, id, st, at);
+    for (const dsl::CompiledRule* rp : by_event->second) {
+      const dsl::CompiledRule& r = *rp;
+      if (r.entity != ent.name) continue;
       std::vector<Value> values = FillSlots(r.slots, ent.name, id, &st, &e, at);
       if (!ev.Test(r.event_filter, values.data())) {
-        not_fired["rule:" + r.name]++;
+        NotFiredRule(r);
         continue;
       }
       s = RunEntityRule(r, ent.name, id, st, &e, at, "event:" + e.id, nlohmann::ordered_json::object());
@@ -696,7 +727,7 @@ struct Engine::Impl {
   // Runs a journey instance from its current step until it waits, defers or ends.
   Status RunJourney(std::size_t ji, const std::string& id, EntityState& st, TimeMs at, const std::string& trigger) {
     const dsl::CompiledJourney& j = p.journeys[ji];
-    dirty_journeys.emplace(ji, id);
+    if (opts.track_state) dirty_journeys.emplace(ji, id);
     JourneyInstance& inst = journeys[ji][id];
     for (int guard = 0; guard < 10000; ++guard) {
       if (inst.step < 0 || inst.step >= static_cast<int>(j.steps.size())) {

@@ -232,7 +232,7 @@ Status Engine::Impl::RunScheduledRule(const dsl::CompiledRule& r, TimeMs at) {
     std::vector<std::string> keep;
     RunLets(r.lets, r.slots, values, keep);
     if (!ev.Test(r.condition, values.data())) {
-      not_fired["rule:" + r.name]++;
+      NotFiredRule(r);
       return Status::Ok();
     }
     Decision d = NewDecision("rule", r.name, r.version, at);
@@ -274,7 +274,7 @@ Status Engine::Impl::RunScheduledRule(const dsl::CompiledRule& r, TimeMs at) {
       }
       Value threshold = ev.Run(c.threshold, values.data());
       if (threshold.kind != Value::Kind::kNumber) {
-        not_fired["rule:" + r.name]++;
+        NotFiredRule(r);
         continue;
       }
       CostPerCountTest test;
@@ -307,7 +307,7 @@ Status Engine::Impl::RunScheduledRule(const dsl::CompiledRule& r, TimeMs at) {
       }
     }
     if (!act) {
-      not_fired["rule:" + r.name]++;
+      NotFiredRule(r);
       if (opts.log_every_evaluation) {
         Decision d = NewDecision("rule", r.name, r.version, at);
         d.trigger = trigger;
@@ -515,7 +515,7 @@ Status Engine::Impl::RunAlert(const dsl::CompiledAlert& a, TimeMs at) {
     RunLets(a.lets, a.slots, values, keep);
     bool cond = data.by_key.empty() || data.by_key[0].count(key) ? ev.Test(a.condition, values.data()) : false;
     AlertEntity& st = states[key];
-    dirty_alerts.emplace(a.name, key);
+    if (opts.track_state) dirty_alerts.emplace(a.name, key);
     nlohmann::ordered_json evidence;
     evidence["window"] = {{"from", data.bounds.empty() ? "" : data.bounds[0].from},
                           {"to", data.bounds.empty() ? "" : data.bounds[0].to}};

@@ -28,11 +28,14 @@ OwnedValue ValueFrom(const nlohmann::json& j) {
 }  // namespace
 
 Status Engine::Impl::Checkpoint(StateSink& sink) {
+  if (!opts.track_state) return Status::Internal("checkpoint needs EngineOptions::track_state");
+  MergeCounters();
   for (const auto& [type, id] : dirty_entities) {
     auto& map = entities[type];
     auto it = map.find(id);
     if (it == map.end()) continue;
-    const EntityState& st = it->second;
+    EntityState& st = it->second;
+    st.dirty = false;
     nlohmann::json j;
     j["last_event"] = st.last_event;
     j["fields"] = nlohmann::json::array();
@@ -190,6 +193,9 @@ Status Engine::Impl::Restore(const StateSource& source) {
     }
   }
   // Nothing restored is "changed", except instances migrated to a new journey version.
+  for (auto& [type, map] : entities) {
+    for (auto& [id, st] : map) st.dirty = false;
+  }
   dirty_entities.clear();
   dirty_journeys.clear();
   dirty_alerts.clear();

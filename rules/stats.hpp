@@ -54,7 +54,8 @@ double RegularizedGammaQ(double a, double x);
 // Method: an initial guess (Wilson-Hilferty for a > 1, the small-x expansion for a <= 1), a
 // bracket [lo, hi] with P(lo) < p < P(hi) grown geometrically, then Halley steps that fall back
 // to bisection (geometric while the bracket spans more than a factor 4) whenever a step leaves
-// the bracket; at most 400 evaluations. When the answer is below the smallest normal double
+// the bracket. Bounded work: the bracket grows or shrinks by x4 at most 1100 times, then at
+// most 300 Halley/bisection steps (in practice 3 to 8 evaluations in all). When the answer is below the smallest normal double
 // (tiny a with small p, e.g. a = 1e-3, p = 0.5 gives about 1e-301) the closed form
 // (p * Gamma(a + 1))^(1/a) is returned, possibly 0 after underflow. NaN outside the domain.
 double GammaQuantile(double p, double a);
@@ -207,9 +208,12 @@ struct BaselineInput {
 // pooling the spread over all ~672 hourly windows (rather than the 4 same-hour-of-week values)
 // gives a stable sigma, so 3 sigma means about 0.1% of clean hours instead of several percent.
 // The residuals are leave-one-out because a residual from a median fitted on the same 4
-// values is biased small (about 0.6 sigma); leave-one-out residuals have the spread of the
-// actual prediction error (observation minus a median of same-season history), so z needs no
-// correction factor (it is slightly conservative: a median of n - 1 vs n values).
+// values is biased small (the MAD comes out near 0.6 sigma); leave-one-out residuals have the
+// spread of the actual prediction error (observation minus a median of same-season history),
+// so z needs no correction factor (it is slightly conservative: a median of n - 1 vs n
+// values). Measured on the simulation in tests/rules/stats_test.cpp (100 campaigns, hourly,
+// same hour of week, 3 sigma above): in-sample residuals page in 3.4% of clean hours,
+// leave-one-out residuals in 0.24% (the naive 4-value sigma: 5.3%).
 // The floors: min_spread_log (5% per sigma) stops a perfectly flat history from making z
 // explode on a tiny wobble; min_abs_change stops tiny or mostly-idle entities (median 0, MAD 0)
 // from paging on a few units: a window can only pass if it differs from the centre by roughly
@@ -218,7 +222,8 @@ struct BaselineInput {
 // amount (e.g. 20 USD), for rates a rate.
 // Insufficient history (status kInsufficientHistory, pass false): fewer than min_windows
 // history windows, fewer than min_same_season windows at the tested position, or fewer than
-// min_windows / 2 residuals.
+// min_windows / 2 residuals. A rate baseline whose tested window has observed_per <= 0 gives
+// status kNoData (pass false).
 struct SigmaOptions {
   double sigmas = 3;
   double scale = 1;
@@ -265,6 +270,10 @@ SigmaResult TestSigma(const BaselineInput& in, const SigmaOptions& opt = {});
 //             p_value = 2 * min(the two tails), capped at 1.
 // Insufficient history: fewer than min_windows history windows, fewer than min_same_season
 // windows at the position (without `per`), or no denominator in the history (with `per`).
+// Calibration: `confidence` is a per-evaluation promise. On the simulation in the tests
+// (12h windows evaluated every hour) 99% fires in 0.7-1.06% of clean evaluations (about 60
+// episodes per 100 campaign-weeks) and 99.9% in 0.02-0.11%; the dispersion estimated from 28
+// days of windows is noisy, so a single entity can be somewhat anti-conservative.
 struct CountOptions {
   double confidence = 0.99;  // 0 < confidence < 1
   double min_count = 3;

@@ -52,22 +52,24 @@ bool CpuHasShaNi() {
 }
 
 // Processes `blocks` 64-byte blocks. state is a..h.
-__attribute__((target("sha,sse4.1,ssse3"))) void CompressShaNi(std::uint32_t state[8], const unsigned char* data,
-                                                                 std::size_t blocks) {
+__attribute__((target("sha,sse4.1,ssse3"))) void CompressShaNi(std::uint32_t state[8],
+                                                               const unsigned char* data,
+                                                               std::size_t blocks) {
   const __m128i kMask = _mm_set_epi64x(0x0c0d0e0f08090a0bULL, 0x0405060700010203ULL);
   __m128i tmp = _mm_loadu_si128(reinterpret_cast<const __m128i*>(&state[0]));
   __m128i state1 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(&state[4]));
-  tmp = _mm_shuffle_epi32(tmp, 0xB1);           // CDAB
-  state1 = _mm_shuffle_epi32(state1, 0x1B);     // EFGH
+  tmp = _mm_shuffle_epi32(tmp, 0xB1);                // CDAB
+  state1 = _mm_shuffle_epi32(state1, 0x1B);          // EFGH
   __m128i state0 = _mm_alignr_epi8(tmp, state1, 8);  // ABEF
-  state1 = _mm_blend_epi16(state1, tmp, 0xF0);  // CDGH
+  state1 = _mm_blend_epi16(state1, tmp, 0xF0);       // CDGH
   for (; blocks > 0; --blocks, data += 64) {
     const __m128i abef = state0, cdgh = state1;
     __m128i w[4];
-    for (int i = 0; i < 16; ++i) {
+    for (std::size_t i = 0; i < 16; ++i) {
       __m128i wi;
       if (i < 4) {
-        wi = _mm_shuffle_epi8(_mm_loadu_si128(reinterpret_cast<const __m128i*>(data + 16 * i)), kMask);
+        wi = _mm_shuffle_epi8(_mm_loadu_si128(reinterpret_cast<const __m128i*>(data + 16 * i)),
+                              kMask);
       } else {
         // W[t] = s1(W[t-2]) + W[t-7] + s0(W[t-15]) + W[t-16], four at a time.
         __m128i x = _mm_sha256msg1_epu32(w[(i - 4) & 3], w[(i - 3) & 3]);
@@ -198,13 +200,27 @@ void AppendJsonString(std::string& out, std::string_view s) {
     out.append(s.data() + start, i - start);
     start = i + 1;
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\b': out += "\\b"; break;
-      case '\f': out += "\\f"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\b':
+        out += "\\b";
+        break;
+      case '\f':
+        out += "\\f";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
       default: {
         const char esc[6] = {'\\', 'u', '0', '0', kHex[c >> 4], kHex[c & 0xf]};
         out.append(esc, 6);
@@ -217,12 +233,12 @@ void AppendJsonString(std::string& out, std::string_view s) {
 
 // The body's string fields, in ToJson's order; then "evidence" and "actions" (raw JSON).
 constexpr std::array<const char*, 10> kBodyStringKeys = {
-    "event_time", "processing_time", "kind", "rule", "version", "trigger",
-    "entity_type", "entity_id", "outcome", "reason"};
+    "event_time", "processing_time", "kind",      "rule",    "version",
+    "trigger",    "entity_type",     "entity_id", "outcome", "reason"};
 
 // Appends the members of the canonical body without the surrounding braces.
-void AppendBodyMembers(std::string& out, const std::array<std::string_view, 10>& strings, std::string_view evidence,
-                       std::string_view actions) {
+void AppendBodyMembers(std::string& out, const std::array<std::string_view, 10>& strings,
+                       std::string_view evidence, std::string_view actions) {
   for (std::size_t i = 0; i < kBodyStringKeys.size(); ++i) {
     if (i > 0) out.push_back(',');
     out.push_back('"');
@@ -254,13 +270,15 @@ bool AppendCanonicalJson(std::string& out, const nlohmann::ordered_json& j) {
       return true;
     case V::number_integer: {
       char b[24];
-      auto r = std::to_chars(b, b + sizeof b, *j.get_ptr<const nlohmann::ordered_json::number_integer_t*>());
+      auto r = std::to_chars(b, b + sizeof b,
+                             *j.get_ptr<const nlohmann::ordered_json::number_integer_t*>());
       out.append(b, r.ptr);
       return true;
     }
     case V::number_unsigned: {
       char b[24];
-      auto r = std::to_chars(b, b + sizeof b, *j.get_ptr<const nlohmann::ordered_json::number_unsigned_t*>());
+      auto r = std::to_chars(b, b + sizeof b,
+                             *j.get_ptr<const nlohmann::ordered_json::number_unsigned_t*>());
       out.append(b, r.ptr);
       return true;
     }
@@ -333,11 +351,27 @@ void RenderRepairing(nlohmann::ordered_json& j, std::string& out) {
 
 // Column order of every SELECT of whole records.
 constexpr const char* kColumns =
-    "id, event_time, processing_time, kind, rule, version, \"trigger\", entity_type, entity_id, outcome, reason, "
+    "id, event_time, processing_time, kind, rule, version, \"trigger\", entity_type, entity_id, "
+    "outcome, reason, "
     "evidence, actions, prev_hash, hash, event_ms, processing_ms";
 enum Col {
-  kId = 0, kEventTime, kProcessingTime, kKind, kRule, kVersion, kTrigger, kEntityType, kEntityId, kOutcome,
-  kReason, kEvidence, kActions, kPrevHash, kHash, kEventMs, kProcessingMs
+  kId = 0,
+  kEventTime,
+  kProcessingTime,
+  kKind,
+  kRule,
+  kVersion,
+  kTrigger,
+  kEntityType,
+  kEntityId,
+  kOutcome,
+  kReason,
+  kEvidence,
+  kActions,
+  kPrevHash,
+  kHash,
+  kEventMs,
+  kProcessingMs
 };
 
 std::array<std::string_view, 10> RowStrings(sqlite3_stmt* s) {
@@ -367,14 +401,18 @@ Result<Decision> RowDecision(sqlite3_stmt* s) {
   d.outcome = ColumnText(s, kOutcome);
   d.reason = ColumnText(s, kReason);
   auto ev = ColumnText(s, kEvidence);
-  d.evidence = nlohmann::ordered_json::parse(ev.begin(), ev.end(), nullptr, /*allow_exceptions=*/false);
+  d.evidence =
+      nlohmann::ordered_json::parse(ev.begin(), ev.end(), nullptr, /*allow_exceptions=*/false);
   if (d.evidence.is_discarded()) {
-    return Status::Internal("decision log: record " + std::to_string(d.id) + ": evidence is not valid JSON");
+    return Status::Internal("decision log: record " + std::to_string(d.id) +
+                            ": evidence is not valid JSON");
   }
   auto ac = ColumnText(s, kActions);
-  d.actions = nlohmann::ordered_json::parse(ac.begin(), ac.end(), nullptr, /*allow_exceptions=*/false);
+  d.actions =
+      nlohmann::ordered_json::parse(ac.begin(), ac.end(), nullptr, /*allow_exceptions=*/false);
   if (d.actions.is_discarded()) {
-    return Status::Internal("decision log: record " + std::to_string(d.id) + ": actions are not valid JSON");
+    return Status::Internal("decision log: record " + std::to_string(d.id) +
+                            ": actions are not valid JSON");
   }
   d.prev_hash = ColumnText(s, kPrevHash);
   d.hash = ColumnText(s, kHash);
@@ -429,8 +467,9 @@ VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?
 
 std::string CanonicalBody(const Decision& d) {
   const std::string et = FormatTime(d.event_time), pt = FormatTime(d.processing_time);
-  std::array<std::string_view, 10> strings = {et, pt, d.kind, d.rule, d.version, d.trigger,
-                                              d.entity_type, d.entity_id, d.outcome, d.reason};
+  std::array<std::string_view, 10> strings = {et,        pt,        d.kind,        d.rule,
+                                              d.version, d.trigger, d.entity_type, d.entity_id,
+                                              d.outcome, d.reason};
   std::array<std::string, 10> repaired;
   for (std::size_t i = 0; i < strings.size(); ++i) {
     if (!ValidUtf8(strings[i])) {
@@ -455,12 +494,18 @@ std::string ChainHash(std::string_view prev_hash, std::string_view body) {
 
 const char* ProblemName(VerifyReport::Problem p) {
   switch (p) {
-    case VerifyReport::Problem::kNone: return "ok";
-    case VerifyReport::Problem::kGap: return "gap";
-    case VerifyReport::Problem::kLink: return "link";
-    case VerifyReport::Problem::kBody: return "body";
-    case VerifyReport::Problem::kTimeIndex: return "time_index";
-    case VerifyReport::Problem::kAnchor: return "anchor";
+    case VerifyReport::Problem::kNone:
+      return "ok";
+    case VerifyReport::Problem::kGap:
+      return "gap";
+    case VerifyReport::Problem::kLink:
+      return "link";
+    case VerifyReport::Problem::kBody:
+      return "body";
+    case VerifyReport::Problem::kTimeIndex:
+      return "time_index";
+    case VerifyReport::Problem::kAnchor:
+      return "anchor";
   }
   return "?";
 }
@@ -494,7 +539,8 @@ Status DecisionLog::Init() {
   sqlite::Savepoint sp(db_, "gavel_decision_log_init");
   Status s = sp.Begin();
   if (!s.ok()) return s;
-  s = sqlite::Exec(db_, "CREATE TABLE IF NOT EXISTS decisions_schema (version INTEGER NOT NULL)", what);
+  s = sqlite::Exec(db_, "CREATE TABLE IF NOT EXISTS decisions_schema (version INTEGER NOT NULL)",
+                   what);
   if (!s.ok()) return s;
   {
     auto st = sqlite::Prepare(db_, "SELECT max(version) FROM decisions_schema", what);
@@ -503,14 +549,18 @@ Status DecisionLog::Init() {
     if (rc != SQLITE_ROW) return sqlite::Error(db_, rc, what);
     if (sqlite3_column_type(st->get(), 0) == SQLITE_NULL) {
       st->reset();
-      s = sqlite::Exec(db_, ("INSERT INTO decisions_schema (version) VALUES (" + std::to_string(kSchemaVersion) + ")").c_str(),
-                       what);
+      s = sqlite::Exec(
+          db_,
+          ("INSERT INTO decisions_schema (version) VALUES (" + std::to_string(kSchemaVersion) + ")")
+              .c_str(),
+          what);
       if (!s.ok()) return s;
     } else {
       const auto v = sqlite3_column_int64(st->get(), 0);
       if (v > kSchemaVersion) {
-        return Status::Unavailable("decision log: the database has decision log schema version " + std::to_string(v) +
-                                   ", newer than this gavel understands (" + std::to_string(kSchemaVersion) + ")");
+        return Status::Unavailable("decision log: the database has decision log schema version " +
+                                   std::to_string(v) + ", newer than this gavel understands (" +
+                                   std::to_string(kSchemaVersion) + ")");
       }
     }
   }
@@ -561,17 +611,20 @@ Result<ChainHead> DecisionLog::Head() const {
 bool DecisionLog::InTransaction() const { return sqlite3_get_autocommit(db_) == 0; }
 
 Status DecisionLog::Begin() {
-  if (InTransaction()) return Status::InvalidArgument("decision log: Begin: a transaction is already open");
+  if (InTransaction())
+    return Status::InvalidArgument("decision log: Begin: a transaction is already open");
   return sqlite::Exec(db_, "BEGIN IMMEDIATE", "decision log: begin");
 }
 
 Status DecisionLog::Commit() {
-  if (!InTransaction()) return Status::InvalidArgument("decision log: Commit: no transaction is open");
+  if (!InTransaction())
+    return Status::InvalidArgument("decision log: Commit: no transaction is open");
   return sqlite::Exec(db_, "COMMIT", "decision log: commit");
 }
 
 Status DecisionLog::Rollback() {
-  if (!InTransaction()) return Status::InvalidArgument("decision log: Rollback: no transaction is open");
+  if (!InTransaction())
+    return Status::InvalidArgument("decision log: Rollback: no transaction is open");
   Status s = sqlite::Exec(db_, "ROLLBACK", "decision log: rollback");
   if (!s.ok()) return s;
   return ReloadHead();
@@ -584,7 +637,8 @@ bool DecisionLog::Append(Decision& d) {
 
 Status DecisionLog::AppendInTransaction(Decision& d) {
   if (!InTransaction()) {
-    return Status::InvalidArgument("decision log: AppendInTransaction: no transaction is open on the connection");
+    return Status::InvalidArgument(
+        "decision log: AppendInTransaction: no transaction is open on the connection");
   }
   return AppendImpl(d);
 }
@@ -678,8 +732,8 @@ const std::string& DecisionLog::FormatCached(TimeMs t, TimeCache& cache) {
 
 Status DecisionLog::AppendImpl(Decision& d) {
   // Make the Decision valid UTF-8 so that what is stored, hashed and returned agree.
-  for (std::string* f : {&d.kind, &d.rule, &d.version, &d.trigger, &d.entity_type, &d.entity_id, &d.outcome,
-                         &d.reason}) {
+  for (std::string* f : {&d.kind, &d.rule, &d.version, &d.trigger, &d.entity_type, &d.entity_id,
+                         &d.outcome, &d.reason}) {
     if (!ValidUtf8(*f)) *f = RepairUtf8(*f);
   }
   RenderRepairing(d.evidence, evidence_buf_);
@@ -698,7 +752,8 @@ Status DecisionLog::AppendImpl(Decision& d) {
       const bool same = rc == SQLITE_ROW ? sqlite3_column_int64(h, 0) == head_cache_.id &&
                                                ColumnText(h, 1) == head_cache_.hash
                                          : rc == SQLITE_DONE && head_cache_.id == 0;
-      if (rc != SQLITE_ROW && rc != SQLITE_DONE) return sqlite::Error(db_, rc, "decision log: append: read head");
+      if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return sqlite::Error(db_, rc, "decision log: append: read head");
       if (!same) {
         sqlite3_reset(h);
         Status r = ReloadHead();
@@ -709,8 +764,8 @@ Status DecisionLog::AppendImpl(Decision& d) {
     buf_.push_back('\n');
     buf_.push_back('{');
     AppendBodyMembers(buf_,
-                      {ets, pts, d.kind, d.rule, d.version, d.trigger, d.entity_type, d.entity_id, d.outcome,
-                       d.reason},
+                      {ets, pts, d.kind, d.rule, d.version, d.trigger, d.entity_type, d.entity_id,
+                       d.outcome, d.reason},
                       evidence_buf_, actions_buf_);
     buf_.push_back('}');
     char hash[64];
@@ -853,8 +908,8 @@ Result<VerifyReport> DecisionLog::Verify(const std::optional<ChainHead>& anchor)
   VerifyReport r;
   std::string msg;
   bool anchor_seen = false;
-  auto fail = [&](VerifyReport::Problem p, std::int64_t id, std::string expected, std::string stored,
-                  std::string what) {
+  auto fail = [&](VerifyReport::Problem p, std::int64_t id, std::string expected,
+                  std::string stored, const std::string& what) {
     r.problem = p;
     r.id = id;
     r.expected = std::move(expected);
@@ -873,9 +928,10 @@ Result<VerifyReport> DecisionLog::Verify(const std::optional<ChainHead>& anchor)
     if (id != expected_id) {
       std::string what = id - 1 == expected_id
                              ? "record " + std::to_string(expected_id) + " is missing (deleted)"
-                             : "records " + std::to_string(expected_id) + " to " + std::to_string(id - 1) +
-                                   " are missing (deleted)";
-      return fail(VerifyReport::Problem::kGap, id, std::to_string(expected_id), std::to_string(id), what);
+                             : "records " + std::to_string(expected_id) + " to " +
+                                   std::to_string(id - 1) + " are missing (deleted)";
+      return fail(VerifyReport::Problem::kGap, id, std::to_string(expected_id), std::to_string(id),
+                  what);
     }
     if (prev_hash != r.head.hash) {
       return fail(VerifyReport::Problem::kLink, id, r.head.hash, std::string(prev_hash),
@@ -917,7 +973,8 @@ Result<VerifyReport> DecisionLog::Verify(const std::optional<ChainHead>& anchor)
                 "missing: the log ends at record " + std::to_string(r.head.id) +
                     " (records were deleted from the end)");
   }
-  r.message = "ok: " + std::to_string(r.count) + " records, head " + std::to_string(r.head.id) + " " + r.head.hash;
+  r.message = "ok: " + std::to_string(r.count) + " records, head " + std::to_string(r.head.id) +
+              " " + r.head.hash;
   return r;
 }
 
@@ -925,7 +982,9 @@ Result<VerifyReport> DecisionLog::Verify(const std::optional<ChainHead>& anchor)
 
 void EvaluationSummary::Count(std::string_view rule, std::string_view reason, std::int64_t n) {
   auto it = counts_.find(rule);
-  if (it == counts_.end()) it = counts_.emplace(std::string(rule), std::map<std::string, std::int64_t, std::less<>>{}).first;
+  if (it == counts_.end())
+    it = counts_.emplace(std::string(rule), std::map<std::string, std::int64_t, std::less<>>{})
+             .first;
   auto jt = it->second.find(reason);
   if (jt == it->second.end()) jt = it->second.emplace(std::string(reason), 0).first;
   jt->second += n;
@@ -937,7 +996,8 @@ void EvaluationSummary::Clear() {
   total_ = 0;
 }
 
-Decision EvaluationSummary::ToDecision(TimeMs event_time, TimeMs processing_time, std::string trigger) const {
+Decision EvaluationSummary::ToDecision(TimeMs event_time, TimeMs processing_time,
+                                       std::string trigger) const {
   Decision d;
   d.event_time = event_time;
   d.processing_time = processing_time;

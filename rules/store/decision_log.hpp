@@ -23,18 +23,19 @@
 //     the caller rolls back, neither exists. The log never commits or rolls back a transaction
 //     it did not open.
 //   * Before each append the log checks that the newest stored record is the one it chains
-//     to (one indexed read of the last row's id and hash), so after a caller's rollback it re-reads the head and
-//     continues: no call is needed after a rollback. Use BEGIN IMMEDIATE for transactions
-//     that append (a deferred transaction can fail with SQLITE_BUSY when it starts writing).
+//     to (one indexed read of the last row's id and hash), so after a caller's rollback it re-reads
+//     the head and continues: no call is needed after a rollback. Use BEGIN IMMEDIATE for
+//     transactions that append (a deferred transaction can fail with SQLITE_BUSY when it starts
+//     writing).
 //   * Append() (the DecisionSink interface) appends inside the open transaction if there is
 //     one, and otherwise in a transaction of its own (BEGIN IMMEDIATE ... COMMIT: durable
 //     when it returns true, within synchronous=NORMAL's guarantee; ~25,000 records/s). For
 //     throughput, batch: Begin(), Append() many, Commit() (see docs/decision-log.md,
 //     "Performance").
 //   * Ids are assigned by the log: 1, 2, 3, ... in append order (the head's id + 1; if a
-//     second writer takes that id first, the append chains to its record instead). On success Append
-//     fills d.id, d.prev_hash and d.hash; if the transaction is then rolled back, those values
-//     name a record that does not exist. Strings that are not valid UTF-8 are repaired first
+//     second writer takes that id first, the append chains to its record instead). On success
+//     Append fills d.id, d.prev_hash and d.hash; if the transaction is then rolled back, those
+//     values name a record that does not exist. Strings that are not valid UTF-8 are repaired first
 //     (each bad sequence becomes U+FFFD, in d too) so that the stored text, the hashed text
 //     and the Decision agree.
 //   * The table is append-only: triggers refuse UPDATE and DELETE on `decisions`. (Anyone
@@ -63,7 +64,8 @@
 namespace gavel::rules {
 
 // prev_hash of the first record.
-inline constexpr std::string_view kGenesisHash = "0000000000000000000000000000000000000000000000000000000000000000";
+inline constexpr std::string_view kGenesisHash =
+    "0000000000000000000000000000000000000000000000000000000000000000";
 
 // The canonical body of a decision: byte for byte ToJson(d, false).dump() (compact, keys in
 // ToJson's order, UTF-8 unescaped) for a decision whose strings are valid UTF-8 — which
@@ -122,7 +124,7 @@ struct VerifyReport {
   std::int64_t id = 0;     // the record at which the chain breaks
   std::string expected;
   std::string stored;
-  std::string message;     // one line for people, e.g. "record 42: body altered (...)"
+  std::string message;  // one line for people, e.g. "record 42: body altered (...)"
 };
 const char* ProblemName(VerifyReport::Problem p);  // "ok", "gap", "link", "body", ...
 

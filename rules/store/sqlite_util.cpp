@@ -43,8 +43,8 @@ Status Exec(sqlite3* db, const char* sql, std::string_view what) {
 
 Result<StmtPtr> Prepare(sqlite3* db, std::string_view sql, std::string_view what) {
   sqlite3_stmt* s = nullptr;
-  int rc = sqlite3_prepare_v3(db, sql.data(), static_cast<int>(sql.size()), SQLITE_PREPARE_PERSISTENT, &s,
-                              nullptr);
+  int rc = sqlite3_prepare_v3(db, sql.data(), static_cast<int>(sql.size()),
+                              SQLITE_PREPARE_PERSISTENT, &s, nullptr);
   if (rc != SQLITE_OK) {
     sqlite3_finalize(s);
     return Error(db, rc, what);
@@ -54,8 +54,9 @@ Result<StmtPtr> Prepare(sqlite3* db, std::string_view sql, std::string_view what
 
 Result<DbPtr> OpenDatabase(const std::string& path, const OpenOptions& options) {
   sqlite3* raw = nullptr;
-  int rc = sqlite3_open_v2(path.c_str(), &raw, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                           nullptr);
+  int rc =
+      sqlite3_open_v2(path.c_str(), &raw,
+                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
   DbPtr db(raw);
   std::string what = "open " + path;
   if (rc != SQLITE_OK) return Error(raw, rc, what);
@@ -69,10 +70,12 @@ Result<DbPtr> OpenDatabase(const std::string& path, const OpenOptions& options) 
     rc = sqlite3_step(st->get());
     if (rc != SQLITE_ROW) return Error(raw, rc, what + ": journal_mode=WAL");
     std::string mode(ColumnText(st->get(), 0));
-    if (mode != "wal") return Status::IoError(what + ": the database cannot use WAL (journal mode is " + mode + ")");
+    if (mode != "wal")
+      return Status::IoError(what + ": the database cannot use WAL (journal mode is " + mode + ")");
   }
   std::string pragmas = std::string("PRAGMA synchronous=") + options.synchronous + ";";
-  if (options.cache_size_kib > 0) pragmas += "PRAGMA cache_size=-" + std::to_string(options.cache_size_kib) + ";";
+  if (options.cache_size_kib > 0)
+    pragmas += "PRAGMA cache_size=-" + std::to_string(options.cache_size_kib) + ";";
   Status s = Exec(raw, pragmas.c_str(), what);
   if (!s.ok()) return s;
   return db;

@@ -44,7 +44,7 @@ Status Exec(sqlite3* db, const char* sql, std::string_view what);
 Result<StmtPtr> Prepare(sqlite3* db, std::string_view sql, std::string_view what);
 
 struct OpenOptions {
-  bool wal = true;               // PRAGMA journal_mode=WAL (fails if the file cannot use WAL)
+  bool wal = true;  // PRAGMA journal_mode=WAL (fails if the file cannot use WAL)
   const char* synchronous = "NORMAL";
   int busy_timeout_ms = 5000;
   int cache_size_kib = 64 * 1024;  // PRAGMA cache_size=-N (the page cache, per connection)
