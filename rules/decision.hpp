@@ -2,7 +2,7 @@
 // every alert transition, every journey step and every per-run summary is one Decision.
 //
 // The engine builds Decisions and hands them to a DecisionSink (the SQLite decision log in
-// rules/decision_log.hpp, or a vector in tests) before any action can run: "log first, act
+// rules/store/decision_log.hpp, or a vector in tests) before any action can run: "log first, act
 // second". Rendering a Decision to canonical JSON (ToJson) is deterministic — keys in a fixed
 // order, numbers printed the same way every time — which is what makes golden tests, the hash
 // chain and `explain` trustworthy.

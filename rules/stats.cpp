@@ -17,7 +17,7 @@ namespace {
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 constexpr double kInf = std::numeric_limits<double>::infinity();
 constexpr double kEps = DBL_EPSILON;
-constexpr double kTiny = 1e-300;                      // Lentz's guard against division by 0
+constexpr double kTiny = 1e-300;                       // Lentz's guard against division by 0
 constexpr double kLnSqrt2Pi = 0.91893853320467274178;  // log(sqrt(2 pi))
 constexpr double kPi = 3.14159265358979323846;
 // Above this shape the incomplete gamma uses the Wilson-Hilferty approximation.
@@ -28,11 +28,10 @@ double StirlingError(double x);
 
 // Lanczos (g = 7, n = 9) for 0.5 <= x < 15.
 double LanczosLogGamma(double x) {
-  static constexpr double kC[9] = {0.99999999999980993,  676.5203681218851,
-                                   -1259.1392167224028,  771.32342877765313,
-                                   -176.61502916214059,  12.507343278686905,
-                                   -0.13857109526572012, 9.9843695780195716e-6,
-                                   1.5056327351493116e-7};
+  static constexpr double kC[9] = {
+      0.99999999999980993,  676.5203681218851,     -1259.1392167224028,
+      771.32342877765313,   -176.61502916214059,   12.507343278686905,
+      -0.13857109526572012, 9.9843695780195716e-6, 1.5056327351493116e-7};
   const double z = x - 1;
   double sum = kC[0];
   for (int i = 1; i < 9; ++i) sum += kC[i] / (z + i);
@@ -44,9 +43,10 @@ double StirlingError(double x) {
   if (x >= 15) {
     // Asymptotic series; the first omitted term is below 2e-16 at x = 15.
     const double r = 1 / x, r2 = r * r;
-    return r * (1.0 / 12 -
-                r2 * (1.0 / 360 -
-                      r2 * (1.0 / 1260 - r2 * (1.0 / 1680 - r2 * (1.0 / 1188 - r2 * 691.0 / 360360)))));
+    return r *
+           (1.0 / 12 -
+            r2 * (1.0 / 360 -
+                  r2 * (1.0 / 1260 - r2 * (1.0 / 1680 - r2 * (1.0 / 1188 - r2 * 691.0 / 360360)))));
   }
   return LogGamma(x) - ((x - 0.5) * std::log(x) - x + kLnSqrt2Pi);
 }
@@ -78,9 +78,7 @@ double GammaPrefactor(double a, double x) {
   return std::sqrt(a / (2 * kPi)) * std::exp(-StirlingError(a) - Bd0(a, x));
 }
 
-int IterationCap(double a) {
-  return static_cast<int>(std::min(2e7, 200 + 20 * std::sqrt(a)));
-}
+int IterationCap(double a) { return static_cast<int>(std::min(2e7, 200 + 20 * std::sqrt(a))); }
 
 // P(a, x) by its power series (x < a + 1).
 double GammaSeries(double a, double x) {
@@ -366,7 +364,8 @@ double RegularizedBeta(double x, double a, double b) {
   if (x == 0 || x == 1) return x;
   const double lbt = a * std::log(x) + b * std::log1p(-x) - LogBeta(a, b);
   const double bt = std::exp(lbt);
-  if (x < (a + 1) / (a + b + 2)) return std::clamp(bt * BetaContinuedFraction(a, b, x) / a, 0.0, 1.0);
+  if (x < (a + 1) / (a + b + 2))
+    return std::clamp(bt * BetaContinuedFraction(a, b, x) / a, 0.0, 1.0);
   return std::clamp(1 - bt * BetaContinuedFraction(b, a, 1 - x) / b, 0.0, 1.0);
 }
 
@@ -421,10 +420,14 @@ double NegBinomialSf(double k, double mean, double alpha) {
 
 const char* StatStatusName(StatStatus s) {
   switch (s) {
-    case StatStatus::kOk: return "ok";
-    case StatStatus::kInvalidInput: return "invalid_input";
-    case StatStatus::kInsufficientHistory: return "insufficient_history";
-    case StatStatus::kNoData: return "no_data";
+    case StatStatus::kOk:
+      return "ok";
+    case StatStatus::kInvalidInput:
+      return "invalid_input";
+    case StatStatus::kInsufficientHistory:
+      return "insufficient_history";
+    case StatStatus::kNoData:
+      return "no_data";
   }
   return "invalid_input";
 }
@@ -468,10 +471,14 @@ int SeasonPosition(Season season, std::int64_t time_ms, std::int64_t utc_offset_
   const int hour = static_cast<int>(floor_div(u - day * kDayMs, kHourMs));
   const int weekday = static_cast<int>(((day + 3) % 7 + 7) % 7);  // 1970-01-01 was a Thursday
   switch (season) {
-    case Season::kNone: return 0;
-    case Season::kHourOfDay: return hour;
-    case Season::kHourOfWeek: return weekday * 24 + hour;
-    case Season::kDayOfWeek: return weekday;
+    case Season::kNone:
+      return 0;
+    case Season::kHourOfDay:
+      return hour;
+    case Season::kHourOfWeek:
+      return weekday * 24 + hour;
+    case Season::kDayOfWeek:
+      return weekday;
   }
   return 0;
 }
@@ -507,11 +514,11 @@ double LeaveOneOutMedian(const std::vector<double>& v, std::size_t b, std::size_
 
 // The history windows of one anomaly test.
 struct Windows {
-  std::vector<double> value;   // window sums of value
-  std::vector<double> per;     // window sums of per
-  std::vector<int> position;   // season position of each window
+  std::vector<double> value;  // window sums of value
+  std::vector<double> per;    // window sums of per
+  std::vector<int> position;  // season position of each window
   int tested_position = 0;
-  double total_value = 0;      // over the history cells used
+  double total_value = 0;  // over the history cells used
   double total_per = 0;
 };
 
@@ -521,7 +528,8 @@ bool ValidInput(const BaselineInput& in) {
          in.window_buckets <= 100'000 && in.history_ms >= 0 && in.history_ms <= 50 * kYearMs &&
          in.history_ms / in.bucket_ms <= kMaxCells && std::llabs(in.t_end_ms) < (1LL << 60) &&
          std::llabs(in.utc_offset_ms) <= 7 * 86'400'000LL && std::isfinite(in.observed) &&
-         in.observed >= 0 && (!in.has_per || (std::isfinite(in.observed_per) && in.observed_per >= 0));
+         in.observed >= 0 &&
+         (!in.has_per || (std::isfinite(in.observed_per) && in.observed_per >= 0));
 }
 
 Windows BuildWindows(const BaselineInput& in) {
@@ -529,7 +537,7 @@ Windows BuildWindows(const BaselineInput& in) {
   const std::int64_t bucket = in.bucket_ms;
   const std::int64_t w = in.window_buckets;
   const std::int64_t t_start = in.t_end_ms - w * bucket;
-  const std::int64_t n = in.history_ms / bucket;  // history cells; cell i starts at
+  const std::int64_t n = in.history_ms / bucket;     // history cells; cell i starts at
   const std::int64_t origin = t_start - n * bucket;  // origin + i * bucket
   out.tested_position = SeasonPosition(in.season, in.t_end_ms - bucket, in.utc_offset_ms);
   if (n < w) return out;
@@ -665,17 +673,23 @@ SigmaResult TestSigma(const BaselineInput& in, const SigmaOptions& opt) {
   r.spread = spread;
   r.z = z;
   switch (in.direction) {
-    case Band::kAbove: r.pass = z > opt.sigmas; break;
-    case Band::kBelow: r.pass = z < -opt.sigmas; break;
-    case Band::kOutside: r.pass = std::fabs(z) > opt.sigmas; break;
+    case Band::kAbove:
+      r.pass = z > opt.sigmas;
+      break;
+    case Band::kBelow:
+      r.pass = z < -opt.sigmas;
+      break;
+    case Band::kOutside:
+      r.pass = std::fabs(z) > opt.sigmas;
+      break;
   }
   return r;
 }
 
 CountResult TestCount(const BaselineInput& in, const CountOptions& opt) {
   CountResult r;
-  if (!ValidInput(in) || !(opt.confidence > 0 && opt.confidence < 1) ||
-      !(opt.min_count >= 0) || !std::isfinite(opt.min_count)) {
+  if (!ValidInput(in) || !(opt.confidence > 0 && opt.confidence < 1) || !(opt.min_count >= 0) ||
+      !std::isfinite(opt.min_count)) {
     return r;
   }
   const Windows win = BuildWindows(in);

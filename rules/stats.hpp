@@ -24,7 +24,9 @@
 // returned (we compute the smaller of P and Q directly), for 0 < a <= 1e10; the prefactor
 // x^a e^-x / Gamma(a) uses Loader's saddle-point form so that large a (many events) loses no
 // precision. Above a = 1e10 (never reached by real counts) a Wilson-Hilferty normal
-// approximation is used (about 1e-6 absolute). GammaQuantile is solved to about 1e-14 relative.
+// approximation is used (about 1e-6 absolute). GammaQuantile is solved until its Halley step
+// is below 1e-15 relative; over 200,000 random (p, a) with a in [1e-6, 1e9] the residual of
+// P(a, x) (or Q) against p was below 6e-11 relative.
 #pragma once
 
 #include <cstdint>
@@ -41,12 +43,14 @@ double LogGamma(double x);
 
 // Regularized lower incomplete gamma function
 //   P(a, x) = (1 / Gamma(a)) * integral_0^x t^(a-1) e^-t dt,   a > 0, x >= 0.
-// P(a, 0) = 0, P(a, +inf) = 1. Series for x < a + 1, Lentz continued fraction otherwise
-// (Numerical Recipes, 3rd ed., 6.2). NaN for a <= 0, a = +inf, x < 0 or NaN inputs.
+// P(a, 0) = 0, P(a, +inf) = 1. Series for x < a + 1 (x < 1 when a < 1), Lentz continued
+// fraction for Q otherwise (Numerical Recipes, 3rd ed., 6.2). NaN for a <= 0, a = +inf, x < 0
+// or NaN inputs.
 double RegularizedGammaP(double a, double x);
 
 // Regularized upper incomplete gamma function Q(a, x) = 1 - P(a, x), computed directly (not as
-// 1 - P) where it is the small tail. Same domain as RegularizedGammaP.
+// 1 - P) where it is the small tail; for a < 1 and x < 1 as Q(a, 1) plus a series for the
+// integral from x to 1, so that Q keeps its accuracy for tiny a. Same domain as P.
 double RegularizedGammaQ(double a, double x);
 
 // The gamma quantile: the x >= 0 with P(a, x) = p, for a > 0 and 0 < p < 1 (for p > 0.5 the
@@ -55,9 +59,10 @@ double RegularizedGammaQ(double a, double x);
 // bracket [lo, hi] with P(lo) < p < P(hi) grown geometrically, then Halley steps that fall back
 // to bisection (geometric while the bracket spans more than a factor 4) whenever a step leaves
 // the bracket. Bounded work: the bracket grows or shrinks by x4 at most 1100 times, then at
-// most 300 Halley/bisection steps (in practice 3 to 8 evaluations in all). When the answer is below the smallest normal double
-// (tiny a with small p, e.g. a = 1e-3, p = 0.5 gives about 1e-301) the closed form
-// (p * Gamma(a + 1))^(1/a) is returned, possibly 0 after underflow. NaN outside the domain.
+// most 300 Halley/bisection steps (in practice 3 to 8 evaluations in all). When the answer is
+// below the smallest normal double (tiny a, e.g. a = 1e-3 with p = 0.5 gives about 5e-302)
+// the closed form (p * Gamma(a + 1))^(1/a) is returned, possibly 0 after underflow.
+// NaN outside the domain.
 double GammaQuantile(double p, double a);
 
 // Regularized incomplete beta function
@@ -107,12 +112,12 @@ const char* StatStatusName(StatStatus s);
 // confidence 90%`). Conversions are modelled as Poisson with a mean proportional to spend;
 // the true cost per count is cost / mu, with mu the Poisson mean of `count`.
 struct CostPerCountTest {
-  double cost = 0;        // >= 0, e.g. sum(spend) over the window
-  double count = 0;       // >= 0, e.g. sum(conversions) (fractional counts are accepted)
-  double threshold = 0;   // finite, e.g. 1.5 * target_cpa
-  double level = 0.9;     // confidence, 0 < level < 1
-  bool above = true;      // true: `>` / `>=`; false: `<` / `<=` (bounds are continuous, so
-                          // strict and non-strict comparisons decide the same)
+  double cost = 0;       // >= 0, e.g. sum(spend) over the window
+  double count = 0;      // >= 0, e.g. sum(conversions) (fractional counts are accepted)
+  double threshold = 0;  // finite, e.g. 1.5 * target_cpa
+  double level = 0.9;    // confidence, 0 < level < 1
+  bool above = true;     // true: `>` / `>=`; false: `<` / `<=` (bounds are continuous, so
+                         // strict and non-strict comparisons decide the same)
 };
 
 struct CostPerCountResult {
@@ -177,15 +182,15 @@ struct Bucket {
 struct BaselineInput {
   std::span<const Bucket> history;  // one entity, any order (sorted by time is usual)
   std::int64_t bucket_ms = 3'600'000;
-  int window_buckets = 1;            // w >= 1, e.g. 1 for `over last 1h`, 12 for 12h
+  int window_buckets = 1;  // w >= 1, e.g. 1 for `over last 1h`, 12 for 12h
   std::int64_t t_end_ms = 0;
   std::int64_t history_ms = 28LL * 86'400'000;
   Season season = Season::kNone;
   std::int64_t utc_offset_ms = 0;
   std::optional<std::int64_t> entity_start_ms;
-  bool has_per = false;              // baseline(field per denominator, ...)
-  double observed = 0;               // field summed over the tested window
-  double observed_per = 0;           // denominator summed over the tested window (has_per)
+  bool has_per = false;     // baseline(field per denominator, ...)
+  double observed = 0;      // field summed over the tested window
+  double observed_per = 0;  // denominator summed over the tested window (has_per)
   Band direction = Band::kAbove;
 };
 
@@ -200,7 +205,8 @@ struct BaselineInput {
 //            position (leave-one-out; positions with a single window give no residual);
 //   spread = max(1.4826 * median(|residual|) over ALL history windows (pooled across seasons),
 //                min_spread_log,
-//                (log1p((c + min_abs_change)/scale) - log1p(c/scale)) / sigmas),  c = expm1(centre)*scale;
+//                (log1p((c + min_abs_change)/scale) - log1p(c/scale)) / sigmas),  c =
+//                expm1(centre)*scale;
 //   z      = (y(observed) - centre) / spread;
 //   pass   = z > sigmas (kAbove), z < -sigmas (kBelow), |z| > sigmas (kOutside).
 // Why: money is multiplicative, so the log scale makes the noise of a $50/h and a $5,000/h
@@ -236,13 +242,13 @@ struct SigmaOptions {
 struct SigmaResult {
   bool pass = false;
   StatStatus status = StatStatus::kInvalidInput;
-  double centre = 0;      // expm1(centre on the log scale) * scale, in the field's units
-  double spread = 0;      // on the log1p scale (after the floors)
+  double centre = 0;  // expm1(centre on the log scale) * scale, in the field's units
+  double spread = 0;  // on the log1p scale (after the floors)
   double z = 0;
-  double expected = 0;    // the value the centre predicts for the window (= centre)
-  double observed = 0;    // the value tested (the rate, for a `per` baseline)
-  int windows = 0;        // history windows used
-  int same_season = 0;    // of which at the tested season position
+  double expected = 0;  // the value the centre predicts for the window (= centre)
+  double observed = 0;  // the value tested (the rate, for a `per` baseline)
+  int windows = 0;      // history windows used
+  int same_season = 0;  // of which at the tested season position
 };
 
 SigmaResult TestSigma(const BaselineInput& in, const SigmaOptions& opt = {});

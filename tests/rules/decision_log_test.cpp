@@ -21,9 +21,9 @@ namespace {
 namespace fs = std::filesystem;
 using gavel::Sha256Hex;
 using gavel::Status;
+using gavel::rules::CanonicalBody;
 using gavel::rules::ChainHash;
 using gavel::rules::ChainHead;
-using gavel::rules::CanonicalBody;
 using gavel::rules::Decision;
 using gavel::rules::DecisionLog;
 using gavel::rules::DecisionQuery;
@@ -59,9 +59,13 @@ class TempDir {
 // A raw connection for tampering and for checking from the outside.
 class RawDb {
  public:
-  explicit RawDb(const std::string& path) { REQUIRE(sqlite3_open(path.c_str(), &db_) == SQLITE_OK); }
+  explicit RawDb(const std::string& path) {
+    REQUIRE(sqlite3_open(path.c_str(), &db_) == SQLITE_OK);
+  }
   ~RawDb() { sqlite3_close(db_); }
-  int Exec(const std::string& sql) { return sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, nullptr); }
+  int Exec(const std::string& sql) {
+    return sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, nullptr);
+  }
   void MustExec(const std::string& sql) {
     INFO(sql);
     int rc = Exec(sql);
@@ -89,7 +93,8 @@ Decision MakeDecision(int i) {
   d.event_time = kT0 + i * gavel::rules::kMinute;
   d.processing_time = kT0 + i * gavel::rules::kMinute + 250;
   d.kind = "rule";
-  d.rule = i % 3 == 0 ? "pause_expensive_adsets" : (i % 3 == 1 ? "hot_lead_to_sales" : "budget_shift");
+  d.rule =
+      i % 3 == 0 ? "pause_expensive_adsets" : (i % 3 == 1 ? "hot_lead_to_sales" : "budget_shift");
   d.version = Sha256Hex(d.rule).substr(0, 16);
   d.trigger = "tick:" + gavel::rules::FormatTime(d.event_time);
   d.entity_type = i % 2 == 0 ? "adset_daily" : "lead";
@@ -121,7 +126,8 @@ void MustAppend(DecisionLog& log, Decision& d) {
   REQUIRE(ok);
 }
 
-VerifyReport MustVerify(const DecisionLog& log, const std::optional<ChainHead>& anchor = std::nullopt) {
+VerifyReport MustVerify(const DecisionLog& log,
+                        const std::optional<ChainHead>& anchor = std::nullopt) {
   auto r = log.Verify(anchor);
   INFO(r.status().message());
   REQUIRE(r.ok());
@@ -145,7 +151,8 @@ TEST_CASE("an appended decision gets the next id and chains to the previous hash
   CHECK(a.id == 1);
   CHECK(b.id == 2);
   CHECK(a.prev_hash == std::string(kGenesisHash));
-  CHECK(a.hash == Sha256Hex(std::string(kGenesisHash) + "\n" + gavel::rules::ToJson(a, false).dump()));
+  CHECK(a.hash ==
+        Sha256Hex(std::string(kGenesisHash) + "\n" + gavel::rules::ToJson(a, false).dump()));
   CHECK(b.prev_hash == a.hash);
   CHECK(b.hash == Sha256Hex(a.hash + "\n" + gavel::rules::ToJson(b, false).dump()));
   auto head = log->Head();
@@ -190,7 +197,8 @@ TEST_CASE("canonical JSON is byte-stable", "[log]") {
       "\"kind\":\"rule\",\"rule\":\"hot_lead\",\"version\":\"9f2c\",\"trigger\":\"event:e-1\","
       "\"entity_type\":\"lead\",\"entity_id\":\"L-\\\"7\\\"\\\\\\n\\t\\u0001\\u001f\x7f é 日本 🎯\","
       "\"outcome\":\"fired\",\"reason\":\"\",\"evidence\":{\"score\":81.5,\"threshold\":80,"
-      "\"ratio\":0.30000000000000004,\"big\":1e+21,\"neg\":-0.0,\"n\":null,\"list\":[1,\"two\",true]},"
+      "\"ratio\":0.30000000000000004,\"big\":1e+21,\"neg\":-0.0,\"n\":null,\"list\":[1,\"two\","
+      "true]},"
       "\"actions\":[{\"action\":\"notify\",\"to\":\"sales@example.com\"}]}";
   CHECK(CanonicalBody(d) == golden);
   CHECK(gavel::rules::ToJson(d, false).dump() == golden);
@@ -231,16 +239,23 @@ TEST_CASE("canonical JSON matches nlohmann's dump for random evidence", "[log]")
   };
   std::function<nlohmann::ordered_json(int)> value = [&](int depth) -> nlohmann::ordered_json {
     switch (next() % (depth > 2 ? 7 : 9)) {
-      case 0: return nullptr;
-      case 1: return next() % 2 == 0;
-      case 2: return static_cast<std::int64_t>(next());
-      case 3: return next();  // unsigned
-      case 4: return random_double();
-      case 5: return static_cast<double>(static_cast<std::int64_t>(next() % 2000000) - 1000000) / 1000.0;
+      case 0:
+        return nullptr;
+      case 1:
+        return next() % 2 == 0;
+      case 2:
+        return static_cast<std::int64_t>(next());
+      case 3:
+        return next();  // unsigned
+      case 4:
+        return random_double();
+      case 5:
+        return static_cast<double>(static_cast<std::int64_t>(next() % 2000000) - 1000000) / 1000.0;
       case 6: {
         std::string str;
         for (int i = static_cast<int>(next() % 12); i > 0; --i) {
-          static const char* kPieces[] = {"a", "\"", "\\", "\n", "\x01", "\x1f", "\x7f", "é", "日", "🎯", "/", " "};
+          static const char* kPieces[] = {"a",    "\"", "\\", "\n", "\x01", "\x1f",
+                                          "\x7f", "é",  "日", "🎯",  "/",    " "};
           str += kPieces[next() % 12];
         }
         return str;
@@ -252,7 +267,8 @@ TEST_CASE("canonical JSON matches nlohmann's dump for random evidence", "[log]")
       }
       default: {
         nlohmann::ordered_json o = nlohmann::ordered_json::object();
-        for (int i = static_cast<int>(next() % 4); i > 0; --i) o["k" + std::to_string(next() % 100) + "é"] = value(depth + 1);
+        for (int i = static_cast<int>(next() % 4); i > 0; --i)
+          o["k" + std::to_string(next() % 100) + "é"] = value(depth + 1);
         return o;
       }
     }
@@ -285,8 +301,23 @@ TEST_CASE("invalid UTF-8 is repaired before it is stored and hashed", "[log]") {
 }
 
 TEST_CASE("stored time text is FormatTime's for any time", "[log]") {
-  std::vector<TimeMs> times = {0, -1, 1, 999, 1000, -999, -1000, -1001, -86400000, 951782400000, 951868799999,
-                               -30610224000001, -30610224000000, 253402300799999, 253402300800000, kT0, kT0 + 7};
+  std::vector<TimeMs> times = {0,
+                               -1,
+                               1,
+                               999,
+                               1000,
+                               -999,
+                               -1000,
+                               -1001,
+                               -86400000,
+                               951782400000,
+                               951868799999,
+                               -30610224000001,
+                               -30610224000000,
+                               253402300799999,
+                               253402300800000,
+                               kT0,
+                               kT0 + 7};
   std::uint64_t x = 88172645463325252ULL;  // xorshift: the same times every run
   for (int i = 0; i < 3000; ++i) {
     x ^= x << 13, x ^= x >> 7, x ^= x << 17;
@@ -374,11 +405,16 @@ TEST_CASE("tampering with a field via raw SQL UPDATE is detected at the right id
   raw.MustExec("DROP TRIGGER decisions_no_update");
 
   SECTION("an evidence value") {
-    raw.MustExec("UPDATE decisions SET evidence = replace(evidence, '\"threshold\":50.0', '\"threshold\":90.0') "
-                 "WHERE id = 4");
-    REQUIRE(raw.Int("SELECT count(*) FROM decisions WHERE evidence LIKE '%\"threshold\":90.0%'") == 1);
+    raw.MustExec(
+        "UPDATE decisions SET evidence = replace(evidence, '\"threshold\":50.0', "
+        "'\"threshold\":90.0') "
+        "WHERE id = 4");
+    REQUIRE(raw.Int("SELECT count(*) FROM decisions WHERE evidence LIKE '%\"threshold\":90.0%'") ==
+            1);
   }
-  SECTION("the outcome") { raw.MustExec("UPDATE decisions SET outcome = 'fired', reason = '' WHERE id = 4"); }
+  SECTION("the outcome") {
+    raw.MustExec("UPDATE decisions SET outcome = 'fired', reason = '' WHERE id = 4");
+  }
   SECTION("the entity") { raw.MustExec("UPDATE decisions SET entity_id = 'lead-99' WHERE id = 4"); }
   SECTION("the event time text") {
     raw.MustExec("UPDATE decisions SET event_time = '2026-11-02T09:00:00Z' WHERE id = 4");
@@ -501,8 +537,8 @@ TEST_CASE("a changed prev_hash is detected", "[log]") {
     forged.outcome = "skipped";
     forged.reason = "cooldown";
     forged.hash = ChainHash(forged.prev_hash, CanonicalBody(forged));
-    raw.MustExec("UPDATE decisions SET outcome = 'skipped', reason = 'cooldown', hash = '" + forged.hash +
-                 "' WHERE id = 3");
+    raw.MustExec("UPDATE decisions SET outcome = 'skipped', reason = 'cooldown', hash = '" +
+                 forged.hash + "' WHERE id = 3");
     auto r = MustVerify(*log);
     CHECK(r.problem == Problem::kLink);
     CHECK(r.id == 4);
@@ -553,7 +589,8 @@ TEST_CASE("queries filter and paginate", "[log]") {
     DecisionQuery q;
     q.entity_type = "lead";
     q.entity_id = "lead-3";
-    auto got = expect(q, [](const Decision& d) { return d.entity_type == "lead" && d.entity_id == "lead-3"; });
+    auto got = expect(
+        q, [](const Decision& d) { return d.entity_type == "lead" && d.entity_id == "lead-3"; });
     CHECK(!got.empty());
   }
   SECTION("by outcome and reason") {
@@ -569,11 +606,14 @@ TEST_CASE("queries filter and paginate", "[log]") {
     DecisionQuery q;
     q.from = kT0 + 10 * gavel::rules::kMinute + 250;
     q.to = kT0 + 20 * gavel::rules::kMinute + 250;
-    auto got = expect(q, [&](const Decision& d) { return d.processing_time >= *q.from && d.processing_time < *q.to; });
+    auto got = expect(q, [&](const Decision& d) {
+      return d.processing_time >= *q.from && d.processing_time < *q.to;
+    });
     CHECK(got.size() == 10);
     CHECK(got.front().id == 11);
     q.time_field = TimeField::kEvent;
-    got = expect(q, [&](const Decision& d) { return d.event_time >= *q.from && d.event_time < *q.to; });
+    got = expect(
+        q, [&](const Decision& d) { return d.event_time >= *q.from && d.event_time < *q.to; });
     CHECK(got.size() == 10);
     CHECK(got.front().id == 12);
   }
@@ -603,7 +643,8 @@ TEST_CASE("queries filter and paginate", "[log]") {
     REQUIRE(got.ok());
     REQUIRE(got->size() == all.size());
     for (std::size_t i = 0; i < all.size(); ++i) {
-      CHECK(gavel::rules::ToJson(got.value()[i], true).dump() == gavel::rules::ToJson(all[i], true).dump());
+      CHECK(gavel::rules::ToJson(got.value()[i], true).dump() ==
+            gavel::rules::ToJson(all[i], true).dump());
     }
   }
   SECTION("get one") {
@@ -740,8 +781,8 @@ TEST_CASE("a decision and its state change commit or roll back together", "[log]
   auto db = gavel::sqlite::OpenDatabase(path);
   REQUIRE(db.ok());
   sqlite3* conn = db->get();
-  REQUIRE(sqlite3_exec(conn, "CREATE TABLE entities (id TEXT PRIMARY KEY, stage TEXT)", nullptr, nullptr, nullptr) ==
-          SQLITE_OK);
+  REQUIRE(sqlite3_exec(conn, "CREATE TABLE entities (id TEXT PRIMARY KEY, stage TEXT)", nullptr,
+                       nullptr, nullptr) == SQLITE_OK);
   auto attached = DecisionLog::Attach(conn);
   REQUIRE(attached.ok());
   auto& log = *attached.value();
@@ -753,8 +794,8 @@ TEST_CASE("a decision and its state change commit or roll back together", "[log]
   REQUIRE(sqlite3_exec(conn, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr) == SQLITE_OK);
   Decision fired = MakeDecision(0);
   REQUIRE(log.AppendInTransaction(fired).ok());
-  REQUIRE(sqlite3_exec(conn, "INSERT INTO entities VALUES ('adset-0', 'paused')", nullptr, nullptr, nullptr) ==
-          SQLITE_OK);
+  REQUIRE(sqlite3_exec(conn, "INSERT INTO entities VALUES ('adset-0', 'paused')", nullptr, nullptr,
+                       nullptr) == SQLITE_OK);
   {
     RawDb other(path);  // another reader sees neither before the commit
     CHECK(other.Int("SELECT count(*) FROM decisions") == 0);
@@ -770,8 +811,8 @@ TEST_CASE("a decision and its state change commit or roll back together", "[log]
   REQUIRE(sqlite3_exec(conn, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr) == SQLITE_OK);
   Decision second = MakeDecision(4);
   REQUIRE(log.AppendInTransaction(second).ok());
-  REQUIRE(sqlite3_exec(conn, "INSERT INTO entities VALUES ('adset-4', 'paused')", nullptr, nullptr, nullptr) ==
-          SQLITE_OK);
+  REQUIRE(sqlite3_exec(conn, "INSERT INTO entities VALUES ('adset-4', 'paused')", nullptr, nullptr,
+                       nullptr) == SQLITE_OK);
   REQUIRE(sqlite3_exec(conn, "ROLLBACK", nullptr, nullptr, nullptr) == SQLITE_OK);
   {
     RawDb other(path);
@@ -848,7 +889,8 @@ TEST_CASE("a run summary counts the evaluations that did not fire", "[log]") {
   CHECK(d.kind == "summary");
   CHECK(d.outcome == "summary");
   CHECK(d.evidence.dump() ==
-        "{\"not_fired\":15,\"rules\":{\"a_rule\":{\"stale_data\":3},\"b_rule\":{\"condition_false\":10,\"cooldown\":2}}}");
+        "{\"not_fired\":15,\"rules\":{\"a_rule\":{\"stale_data\":3},\"b_rule\":{\"condition_"
+        "false\":10,\"cooldown\":2}}}");
   TempDir dir;
   auto log = MustOpen(dir.File("state.db"));
   MustAppend(*log, d);
