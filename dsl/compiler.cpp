@@ -450,9 +450,11 @@ class Compiler {
       hint = owner.empty() ? "known " + what + "s: " : "the " + what + "s of " + owner + " are ";
       for (std::size_t i = 0; i < candidates.size(); ++i) hint += (i ? ", " : "") + candidates[i];
     }
+    // A name of thousands of letters is shown by its start (the caret marks all of it).
+    std::string shown = name.size() > 60 ? name.substr(0, 57) + "..." : name;
     d_.Error("unknown-name", span,
-             owner.empty() ? "unknown " + what + " `" + name + "`"
-                           : owner + " has no " + what + " `" + name + "`",
+             owner.empty() ? "unknown " + what + " `" + shown + "`"
+                           : owner + " has no " + what + " `" + shown + "`",
              hint);
   }
 
@@ -2370,6 +2372,9 @@ class Compiler {
 void Finish(Compiler& c, CompileResult& r) {
   c.CompileAll();
   r.diags.Sort();
+  // Past this many errors, more of them help nobody (and a hostile file could make millions).
+  constexpr std::size_t kMaxErrors = 200;
+  r.diags.Limit(kMaxErrors);
   if (!r.diags.has_errors()) r.program = std::make_shared<const Program>(c.TakeProgram());
 }
 

@@ -28,6 +28,27 @@ void Diagnostics::Append(const Diagnostics& other) {
   }
 }
 
+void Diagnostics::Limit(std::size_t max_errors) {
+  if (static_cast<std::size_t>(errors_) <= max_errors) return;
+  std::vector<Diagnostic> kept;
+  std::size_t errors = 0;
+  Span last{};
+  for (const auto& d : list_) {
+    if (d.severity == DiagSeverity::kError) {
+      if (errors == max_errors) break;
+      ++errors;
+      last = d.span;
+    }
+    kept.push_back(d);
+  }
+  int hidden = errors_ - static_cast<int>(max_errors);
+  list_ = std::move(kept);
+  errors_ = static_cast<int>(max_errors);
+  Error("too-many-errors", last,
+        std::to_string(hidden) + " more error" + (hidden == 1 ? " is" : "s are") + " not shown",
+        "fix the errors above first; many of the rest are often the same mistake");
+}
+
 namespace {
 
 const char* SeverityName(DiagSeverity s) { return s == DiagSeverity::kError ? "error" : "warning"; }
@@ -50,22 +71,40 @@ std::string RenderText(const SourceManager& sources, const std::vector<Diagnosti
            SeverityName(d.severity) + ": " + d.message + "\n";
     std::string_view line = sources.Line(d.span.file, pos.line);
     if (!f.text.empty()) {
+      // A line longer than kLongLine is shown as kContext bytes either side of the caret, so
+      // that a mistake on a very long line does not print the whole line again for every
+      // diagnostic on it.
+      constexpr std::uint32_t kLongLine = 200;
+      constexpr std::uint32_t kContext = 80;
+      const std::uint32_t line_start = f.line_starts[pos.line - 1];
+      const std::uint32_t line_end = line_start + static_cast<std::uint32_t>(line.size());
+      const std::uint32_t caret = std::min(std::max(d.span.begin, line_start), line_end);
+      const bool long_line = line_end - line_start > kLongLine;
+      std::uint32_t from = long_line && caret - line_start > kContext ? caret - kContext : line_start;
+      std::uint32_t to = long_line && line_end - caret > kContext ? caret + kContext : line_end;
+      auto continuation = [&](std::uint32_t i) {
+        return i < f.text.size() && (static_cast<unsigned char>(f.text[i]) & 0xC0) == 0x80;
+      };
+      while (from > line_start && continuation(from)) --from;  // never cut a character in two
+      while (to < line_end && continuation(to)) ++to;
+      const char* kEllipsis = "...";
       out += "  ";
-      out += line;
+      if (from > line_start) out += kEllipsis;
+      out.append(f.text.data() + from, to - from);
+      if (to < line_end) out += kEllipsis;
       out += "\n  ";
+      if (from > line_start) out += "   ";
       // Reproduce tabs so the caret lines up; everything else becomes a space.
-      std::uint32_t line_start = f.line_starts[pos.line - 1];
-      std::string_view before(f.text.data() + line_start, d.span.begin - line_start);
+      std::string_view before(f.text.data() + from, caret - from);
       for (char c : before) {
         if ((static_cast<unsigned char>(c) & 0xC0) == 0x80) continue;
         out += c == '\t' ? '\t' : ' ';
       }
       out += '^';
-      // Underline the rest of the span, but only as far as the end of this line.
-      std::uint32_t line_end = line_start + static_cast<std::uint32_t>(line.size());
-      std::uint32_t end = std::min(d.span.end, line_end);
-      if (end > d.span.begin + 1) {
-        std::string_view rest(f.text.data() + d.span.begin, end - d.span.begin);
+      // Underline the rest of the span, but only as far as the shown part of this line.
+      std::uint32_t end = std::min(d.span.end, to);
+      if (end > caret + 1) {
+        std::string_view rest(f.text.data() + caret, end - caret);
         std::size_t n = CodePoints(rest);
         if (n > 1) out.append(n - 1, '~');
       }
@@ -96,10 +135,18 @@ std::string RenderJson(const SourceManager& sources, const std::vector<Diagnosti
 }
 
 std::string ClosestMatch(const std::string& word, const std::vector<std::string>& candidates) {
+  // Names longer than this are not typos of a keyword or field: no suggestion, and no
+  // |word| x |candidate| edit-distance table for a 30,000-letter name (found by the fuzzer).
+  constexpr std::size_t kMaxWord = 64;
+  if (word.size() > kMaxWord) return {};
   std::string best;
   std::size_t best_d = std::string::npos;
+  const std::size_t limit = std::max<std::size_t>(1, word.size() / 3);
   auto lower = [](char ch) { return std::tolower(static_cast<unsigned char>(ch)); };
   for (const auto& c : candidates) {
+    // A candidate whose length differs by more than the limit can never be close enough.
+    std::size_t diff = c.size() > word.size() ? c.size() - word.size() : word.size() - c.size();
+    if (diff > limit || c.size() > kMaxWord) continue;
     // Edit distance where swapping two neighbouring letters (`nmae`, `veiw`) costs one edit.
     std::vector<std::size_t> before(c.size() + 1), prev(c.size() + 1), cur(c.size() + 1);
     for (std::size_t j = 0; j <= c.size(); ++j) prev[j] = j;
@@ -122,7 +169,6 @@ std::string ClosestMatch(const std::string& word, const std::vector<std::string>
     }
   }
   // Close enough: at most a third of the word's letters differ (and at least one may).
-  std::size_t limit = std::max<std::size_t>(1, word.size() / 3);
   if (best_d == 0) return {};
   if (best_d <= limit) return best;
   // A word that is the start of exactly one candidate (`target` for `target_cpa`).

@@ -39,6 +39,9 @@ class Diagnostics {
   // Orders by file, then position (stable for equal positions), so output is deterministic.
   void Sort();
   void Append(const Diagnostics& other);
+  // Keeps the first `max_errors` errors (in the current order) and the warnings before the
+  // cut, then one error saying how many more there were. Call after Sort().
+  void Limit(std::size_t max_errors);
 
  private:
   std::vector<Diagnostic> list_;
