@@ -12,3 +12,12 @@ mkdir -p out/sample
 echo "sample data: out/sample/warehouse.db, out/sample/events.ndjson"
 echo "== gavel check playbooks/ =="
 ./build/gavel check --sql playbooks/
+echo
+echo "== gavel replay: the last two days of the sample (decisions only: replay executes nothing) =="
+rm -f out/decisions.db out/decisions.db-wal out/decisions.db-shm
+./build/gavel replay --rules playbooks --events out/sample/events.ndjson \
+  --warehouse out/sample/warehouse.db --from 2026-10-30T00:00:00Z --to 2026-11-01T00:00:00Z \
+  --log out/decisions.db > out/decisions.txt
+echo "decisions: out/decisions.txt (first lines below), log: out/decisions.db"
+head -n 15 out/decisions.txt | cut -c1-220
+./build/gavel log verify --db out/decisions.db
