@@ -12,6 +12,7 @@
 #include <map>
 #include <set>
 #include <sstream>
+#include <tuple>
 
 #include "dsl/base/sha256.hpp"
 #include "dsl/units.hpp"
@@ -145,6 +146,11 @@ struct UnitCtx {
   // and aggregates that would have come from it are not reported again.
   bool unresolved = false;
   bool in_template = false;               // resolving a `{placeholder}` of a message
+  // Slot()'s index over *slots, (kind, name, index, query) -> slot: a unit with thousands of
+  // `let`s would otherwise cost slots^2. Rebuilt when it is not in step with *slots.
+  std::map<std::tuple<SlotKind, std::string, int, int>, int> slot_index;
+  const std::vector<SlotRef>* slot_index_of = nullptr;
+  std::size_t slot_index_size = 0;
 };
 
 class Compiler {
@@ -409,6 +415,7 @@ class Compiler {
           }
         }
         decl_spans_["event " + ev.name] = e.span;
+        event_index_.emplace(ev.name, program_.events.size());
         program_.events.push_back(std::move(ev));
       }
     }
@@ -432,6 +439,23 @@ class Compiler {
     }
   }
 
+  // program_.FindEvent through an index: thousands of rules naming thousands of events must
+  // not cost rules x events.
+  const EventInfo* FindEvent(const std::string& name) const {
+    auto it = event_index_.find(name);
+    return it == event_index_.end() ? nullptr : &program_.events[it->second];
+  }
+
+  // The names of all events, for suggestions; kept, since events are all declared before any
+  // unit is checked (thousands of unknown names must not copy thousands of names each).
+  const std::vector<std::string>& EventNames() {
+    if (event_names_.size() != program_.events.size()) {
+      event_names_.clear();
+      for (const auto& e : program_.events) event_names_.push_back(e.name);
+    }
+    return event_names_;
+  }
+
   std::vector<std::string> EntityNames() const {
     std::vector<std::string> v;
     for (const auto& e : program_.entities) v.push_back(e.name);
@@ -442,7 +466,11 @@ class Compiler {
   // suggests the closest candidate, or lists them all when there are few.
   void UnknownName(const std::string& name, Span span, const std::vector<std::string>& candidates,
                    const std::string& what, const std::string& owner = {}) {
-    std::string s = ClosestMatch(name, candidates);
+    std::string s;
+    if (suggestion_budget_ > 0) {
+      suggestion_budget_ -= static_cast<long>(candidates.size());
+      s = ClosestMatch(name, candidates);
+    }
     std::string hint;
     if (!s.empty()) {
       hint = "did you mean `" + s + "`?";
@@ -462,12 +490,20 @@ class Compiler {
 
   int Slot(UnitCtx& c, SlotKind kind, const std::string& name, int index, int query, TypeRef type) {
     auto& slots = *c.slots;
-    for (std::size_t i = 0; i < slots.size(); ++i) {
-      if (slots[i].kind == kind && slots[i].name == name && slots[i].index == index &&
-          slots[i].query == query) {
-        return static_cast<int>(i);
+    if (c.slot_index_of != &slots || c.slot_index_size != slots.size()) {
+      c.slot_index.clear();
+      for (std::size_t i = 0; i < slots.size(); ++i) {
+        c.slot_index.emplace(std::make_tuple(slots[i].kind, slots[i].name, slots[i].index,
+                                             slots[i].query),
+                             static_cast<int>(i));
       }
+      c.slot_index_of = &slots;
+      c.slot_index_size = slots.size();
     }
+    auto [it, inserted] = c.slot_index.emplace(std::make_tuple(kind, name, index, query),
+                                               static_cast<int>(slots.size()));
+    if (!inserted) return it->second;
+    ++c.slot_index_size;
     SlotRef s;
     s.kind = kind;
     s.name = name;
@@ -1833,10 +1869,9 @@ class Compiler {
                  "say when it runs: `on EVENT`, `on SCORE crosses above N` or `every 1h`");
         break;
       case TriggerKind::kEvent: {
-        const EventInfo* ev = program_.FindEvent(r.trigger.subject.name);
+        const EventInfo* ev = FindEvent(r.trigger.subject.name);
         if (!ev) {
-          std::vector<std::string> names;
-          for (const auto& e : program_.events) names.push_back(e.name);
+          const std::vector<std::string>& names = EventNames();
           if (FindScore(r.trigger.subject.name, "")) {
             d_.Error("unknown-name", r.trigger.subject.span,
                      "`" + r.trigger.subject.name + "` is a score, not an event",
@@ -1956,10 +1991,9 @@ class Compiler {
       cr.once = sr.once;
       cr.index = static_cast<int>(i);
       if (sr.kind == ScoreRuleKind::kOnEvent) {
-        const EventInfo* ev = program_.FindEvent(sr.event.name);
+        const EventInfo* ev = FindEvent(sr.event.name);
         if (!ev) {
-          std::vector<std::string> names;
-          for (const auto& e : program_.events) names.push_back(e.name);
+          const std::vector<std::string>& names = EventNames();
           UnknownName(sr.event.name, sr.event.span, names, "event");
           continue;
         }
@@ -2037,9 +2071,8 @@ class Compiler {
           j.steps[me].next = next;
           std::set<std::string> wait_events;
           for (const auto& ev : it.wait_events) {
-            if (!program_.FindEvent(ev.name)) {
-              std::vector<std::string> evn;
-              for (const auto& e : program_.events) evn.push_back(e.name);
+            if (!FindEvent(ev.name)) {
+              const std::vector<std::string>& evn = EventNames();
               UnknownName(ev.name, ev.span, evn, "event");
             } else {
               used_events_.insert(ev.name);
@@ -2063,7 +2096,7 @@ class Compiler {
               if (j.steps[me].on_timeout < 0) j.steps[me].on_timeout = first;
             } else if (!wait_events.count(b.event.name)) {
               excuse();
-              if (program_.FindEvent(b.event.name)) {
+              if (FindEvent(b.event.name)) {
                 d_.Error("unknown-branch", b.event.span,
                          "this wait is not waiting for `" + b.event.name + "`",
                          it.wait_events.empty()
@@ -2116,10 +2149,9 @@ class Compiler {
     c.slots = &out.slots;
     c.deps = &deps;
     if (!jd.enter_event.name.empty()) {
-      const EventInfo* ev = program_.FindEvent(jd.enter_event.name);
+      const EventInfo* ev = FindEvent(jd.enter_event.name);
       if (!ev) {
-        std::vector<std::string> names;
-        for (const auto& e : program_.events) names.push_back(e.name);
+        const std::vector<std::string>& names = EventNames();
         UnknownName(jd.enter_event.name, jd.enter_event.span, names, "event");
       } else if (std::find(ev->entities.begin(), ev->entities.end(), en->name) == ev->entities.end()) {
         d_.Error("wrong-entity", jd.enter_event.span,
@@ -2367,6 +2399,11 @@ class Compiler {
   bool missing_window_reported_ = false;
   std::set<int> excused_steps_;  // journey steps whose mistake is already reported
   std::map<int, int> prev_in_list_;  // journey step -> the item before it in the same list
+  // Name suggestions compare a name with every candidate: bounded per compile, so that
+  // thousands of unknown names among thousands of declarations stay linear.
+  long suggestion_budget_ = 1 << 18;
+  std::vector<std::string> event_names_;            // EventNames()
+  std::map<std::string, std::size_t> event_index_;  // FindEvent(): name -> program_.events
 };
 
 void Finish(Compiler& c, CompileResult& r) {

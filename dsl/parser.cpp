@@ -456,7 +456,7 @@ File ParseFile(const SourceManager& sources, std::uint32_t file_id, Diagnostics&
                   *rest == '}' ? "this `}` has no matching `{`" : "");
       // The declaration itself parsed; keep it so that its other mistakes are reported too.
     }
-    parser::LowerDeclaration(decl, base, file_id, file, diags);
+    parser::LowerDeclaration(decl, base, file_id, f.line_starts, file, diags);
   }
   return file;
 }

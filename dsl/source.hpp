@@ -19,6 +19,9 @@ struct SourceFile {
   std::string path;     // as given by the user (shown in diagnostics)
   std::string text;
   std::vector<std::uint32_t> line_starts;  // byte offset where each line begins
+  // UTF-8 continuation bytes before each 64-byte block (text.size() / 64 + 1 entries): turns
+  // an offset into a column without scanning the line, however long it is.
+  std::vector<std::uint32_t> continuations_before_block;
 };
 
 struct LineCol {

@@ -15,7 +15,8 @@
 # tests/fuzz/corpus/ as regress-<what>.gavel (seed-* and regress-* files are never dropped):
 # tests/dsl/fuzz_corpus_test.cpp replays every corpus file in the normal test build.
 #
-# Environment: GAVEL_FUZZ_JOBS=N runs N fuzzing processes (libFuzzer -fork=N; default 1).
+# Environment: GAVEL_FUZZ_JOBS=N runs N fuzzing processes (libFuzzer -fork=N; default 1; on a
+# 2-core machine one process was faster), GAVEL_FUZZ_BUILD, GAVEL_FUZZ_MAX_CORPUS, CXX_FUZZ.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -33,7 +34,7 @@ if [[ ! -f $BUILD/build.ninja ]]; then
     -DGAVEL_TESTS=ON -DGAVEL_BENCH=OFF -DCMAKE_BUILD_TYPE=RelWithDebInfo > "$BUILD.configure.log" 2>&1 ||
     { cat "$BUILD.configure.log"; exit 1; }
 fi
-ninja -C "$BUILD" compile_fuzzer
+ninja -C "$BUILD" compile_fuzzer > "$BUILD/fuzz-build.log" 2>&1 || { cat "$BUILD/fuzz-build.log"; exit 1; }
 FUZZER=$BUILD/fuzz/compile_fuzzer
 ARTIFACTS=$BUILD/fuzz/artifacts
 mkdir -p "$ARTIFACTS/previous"
@@ -50,7 +51,7 @@ if (( JOBS > 1 )); then FORK=(-fork="$JOBS"); fi
 set +e
 "$FUZZER" "${COMMON[@]}" "${FORK[@]}" -max_total_time="$SECS" -print_final_stats=1 \
   -artifact_prefix="$ARTIFACTS/" "$WORK" "$CORPUS" 2>&1 | tee "$BUILD/fuzz/last-run.log" |
-  grep --line-buffered -E '^#[0-9]+[[:space:]]+(pulse|INITED|DONE)|^(==|SUMMARY|stat::|Done|INFO: (seed|-fork))|(crash|timeout|oom|leak)-'
+  grep --line-buffered -E '^#[0-9]+([[:space:]]+(pulse|INITED|DONE)|: cov)|^(==|SUMMARY|stat::|Done|INFO: (seed|-fork))|(crash|timeout|oom|leak)-'
 status=${PIPESTATUS[0]}
 set -e
 
@@ -68,8 +69,15 @@ if (( count > MAX_CORPUS )); then
   "$FUZZER" -max_len=1048576 -timeout=5 -rss_limit_mb=2048 -use_counters=0 -set_cover_merge=1 \
     -merge_control_file="$SCRATCH/control" "$SCRATCH/out" "$CORPUS" > "$BUILD/fuzz/min.log" 2>&1 ||
     { tail -20 "$BUILD/fuzz/min.log"; exit 1; }
-  python3 "$ROOT/tests/fuzz/minimize_corpus.py" "$SCRATCH/control" "$MAX_CORPUS" > "$SCRATCH/keep"
+  # Seeds libFuzzer skips (the empty file) are kept too, so make room for them.
+  skipped=0
+  for f in "$CORPUS"/seed-* "$CORPUS"/regress-*; do
+    grep -qxF "$f" "$SCRATCH/control" || skipped=$((skipped + 1))
+  done
+  python3 "$ROOT/tests/fuzz/minimize_corpus.py" "$SCRATCH/control" $((MAX_CORPUS - skipped)) \
+    > "$SCRATCH/keep"
   for f in "$CORPUS"/*; do
+    case $(basename "$f") in seed-* | regress-*) continue ;; esac
     grep -qxF "$f" "$SCRATCH/keep" || rm -f "$f"
   done
   rm -rf "$SCRATCH"

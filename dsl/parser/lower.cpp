@@ -74,7 +74,9 @@ std::vector<Word> Words(const range& r) {
 
 class Lowerer {
  public:
-  Lowerer(const char* base, std::uint32_t file, Diagnostics& d) : base_(base), file_(file), d_(d) {}
+  Lowerer(const char* base, std::uint32_t file, const std::vector<std::uint32_t>& line_starts,
+          Diagnostics& d)
+      : base_(base), file_(file), line_starts_(line_starts), d_(d) {}
 
   Span S(const range& r) const {
     return {file_, static_cast<std::uint32_t>(r.begin() - base_),
@@ -489,7 +491,10 @@ class Lowerer {
   // Reports a clause given twice in one block.
   // The 1-based line of a source offset (for "the first is on line N").
   std::uint32_t LineAt(std::uint32_t offset) const {
-    return 1 + static_cast<std::uint32_t>(std::count(base_, base_ + offset, '\n'));
+    // A binary search, not a count from the start of the file: a file full of duplicate
+    // clauses must not cost (clauses x file size).
+    return static_cast<std::uint32_t>(
+        std::upper_bound(line_starts_.begin(), line_starts_.end(), offset) - line_starts_.begin());
   }
 
   bool Once(Span& seen, const range& kw) {
@@ -1199,14 +1204,16 @@ class Lowerer {
  private:
   const char* base_;
   std::uint32_t file_;
+  const std::vector<std::uint32_t>& line_starts_;
   Diagnostics& d_;
 };
 
 }  // namespace
 
 void LowerDeclaration(const x3ast::declaration& decl, const char* base, std::uint32_t file_id,
-                      File& out, Diagnostics& diags) {
-  Lowerer(base, file_id, diags).Lower(decl, out);
+                      const std::vector<std::uint32_t>& line_starts, File& out,
+                      Diagnostics& diags) {
+  Lowerer(base, file_id, line_starts, diags).Lower(decl, out);
 }
 
 }  // namespace gavel::dsl::parser

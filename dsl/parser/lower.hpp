@@ -4,6 +4,9 @@
 // a number where a duration is needed, too many operators in a row) as diagnostics.
 #pragma once
 
+#include <cstdint>
+#include <vector>
+
 #include "dsl/ast.hpp"
 #include "dsl/diagnostic.hpp"
 #include "dsl/parser/x3_ast.hpp"
@@ -11,7 +14,9 @@
 namespace gavel::dsl::parser {
 
 // `base` is the first byte of the file's text; every range in `decl` points into it.
+// `line_starts` are the file's (SourceFile::line_starts), for "the first is on line N".
 void LowerDeclaration(const x3ast::declaration& decl, const char* base, std::uint32_t file_id,
-                      File& out, Diagnostics& diags);
+                      const std::vector<std::uint32_t>& line_starts, File& out,
+                      Diagnostics& diags);
 
 }  // namespace gavel::dsl::parser
