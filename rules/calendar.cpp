@@ -76,21 +76,11 @@ std::string FormatDate(date::local_days d) {
   return buf;
 }
 
-bool Digits(const std::string& s, std::size_t pos, std::size_t n, int& out) {
-  if (pos + n > s.size()) return false;
-  out = 0;
-  for (std::size_t i = pos; i < pos + n; ++i) {
-    if (s[i] < '0' || s[i] > '9') return false;
-    out = out * 10 + (s[i] - '0');
-  }
-  return true;
-}
-
 // 'YYYY-MM-DD' at the start of `s` (only the first 10 characters are read).
 bool ParseDate(const std::string& s, date::days& out) {
   int y, m, d;
-  if (s.size() < 10 || !Digits(s, 0, 4, y) || s[4] != '-' || !Digits(s, 5, 2, m) || s[7] != '-' ||
-      !Digits(s, 8, 2, d)) {
+  if (s.size() < 10 || !ParseDigits(s, 0, 4, y) || s[4] != '-' || !ParseDigits(s, 5, 2, m) || s[7] != '-' ||
+      !ParseDigits(s, 8, 2, d)) {
     return false;
   }
   date::year_month_day ymd{date::year{y}, date::month{static_cast<unsigned>(m)},
@@ -358,8 +348,8 @@ bool FormatDayBucket(TimeMs t, const std::string& zone, std::string& out, std::s
 bool ParseHourBucket(const std::string& text, TimeMs& out) {
   date::days d;
   int h, m, s;
-  if (text.size() != 19 || !ParseDate(text, d) || text[10] != ' ' || !Digits(text, 11, 2, h) ||
-      text[13] != ':' || !Digits(text, 14, 2, m) || text[16] != ':' || !Digits(text, 17, 2, s) ||
+  if (text.size() != 19 || !ParseDate(text, d) || text[10] != ' ' || !ParseDigits(text, 11, 2, h) ||
+      text[13] != ':' || !ParseDigits(text, 14, 2, m) || text[16] != ':' || !ParseDigits(text, 17, 2, s) ||
       h > 23 || m != 0 || s != 0) {
     return false;
   }

@@ -44,7 +44,9 @@ unsigned DaysInMonth(std::int64_t y, unsigned m) {
   return m == 2 && LeapYear(y) ? 29 : kDays[m - 1];
 }
 
-bool Digits(const std::string& s, std::size_t pos, std::size_t n, int& out) {
+}  // namespace
+
+bool ParseDigits(const std::string& s, std::size_t pos, std::size_t n, int& out) {
   if (pos + n > s.size()) return false;
   out = 0;
   for (std::size_t i = pos; i < pos + n; ++i) {
@@ -53,8 +55,6 @@ bool Digits(const std::string& s, std::size_t pos, std::size_t n, int& out) {
   }
   return true;
 }
-
-}  // namespace
 
 std::string FormatTime(TimeMs t) {
   std::int64_t secs = t >= 0 ? t / 1000 : (t - 999) / 1000;
@@ -77,8 +77,8 @@ std::string FormatTime(TimeMs t) {
 
 bool ParseTime(const std::string& s, TimeMs& out) {
   int y, mo, d, h = 0, mi = 0, se = 0, ms = 0;
-  if (!Digits(s, 0, 4, y) || s.size() < 10 || s[4] != '-' || !Digits(s, 5, 2, mo) || s[7] != '-' ||
-      !Digits(s, 8, 2, d)) {
+  if (!ParseDigits(s, 0, 4, y) || s.size() < 10 || s[4] != '-' || !ParseDigits(s, 5, 2, mo) || s[7] != '-' ||
+      !ParseDigits(s, 8, 2, d)) {
     return false;
   }
   if (mo < 1 || mo > 12 || d < 1 || static_cast<unsigned>(d) > DaysInMonth(y, static_cast<unsigned>(mo))) return false;
@@ -86,8 +86,8 @@ bool ParseTime(const std::string& s, TimeMs& out) {
   std::int64_t offset_secs = 0;
   if (pos < s.size()) {
     if (s[pos] != 'T' && s[pos] != ' ') return false;
-    if (!Digits(s, pos + 1, 2, h) || s.size() < pos + 9 || s[pos + 3] != ':' || !Digits(s, pos + 4, 2, mi) ||
-        s[pos + 6] != ':' || !Digits(s, pos + 7, 2, se)) {
+    if (!ParseDigits(s, pos + 1, 2, h) || s.size() < pos + 9 || s[pos + 3] != ':' || !ParseDigits(s, pos + 4, 2, mi) ||
+        s[pos + 6] != ':' || !ParseDigits(s, pos + 7, 2, se)) {
       return false;
     }
     if (h > 23 || mi > 59 || se > 60) return false;
@@ -108,7 +108,7 @@ bool ParseTime(const std::string& s, TimeMs& out) {
         ++pos;
       } else if (s[pos] == '+' || s[pos] == '-') {
         int oh, om;
-        if (!Digits(s, pos + 1, 2, oh) || s.size() < pos + 6 || s[pos + 3] != ':' || !Digits(s, pos + 4, 2, om)) {
+        if (!ParseDigits(s, pos + 1, 2, oh) || s.size() < pos + 6 || s[pos + 3] != ':' || !ParseDigits(s, pos + 4, 2, om)) {
           return false;
         }
         if (oh > 23 || om > 59) return false;

@@ -48,4 +48,8 @@ std::string FormatTime(TimeMs t);
 // (including impossible dates such as 2026-02-30).
 bool ParseTime(const std::string& text, TimeMs& out);
 
+// Reads exactly `n` decimal digits of `s` at `pos` into `out`; false if any is not a digit or
+// the text is too short. The building block of the time parsers here and in calendar.cpp.
+bool ParseDigits(const std::string& s, std::size_t pos, std::size_t n, int& out);
+
 }  // namespace gavel::rules

@@ -543,7 +543,9 @@ struct Engine::Impl {
     std::vector<std::string> keep;
     RunLets(r.lets, r.slots, values, keep);
     if (!ev.Test(r.condition, values.data())) {
-      return NotFired("rule:" + r.name, r, type, id, at, trigger, values);
+      // Evidence is only built when it will be logged: this is the hot path of event rules.
+      return NotFired(r, at, trigger, type, id,
+                      opts.log_every_evaluation ? Evidence(r.slots, values) : nlohmann::ordered_json());
     }
     Decision d = NewDecision("rule", r.name, r.version, at);
     d.trigger = trigger;
@@ -568,19 +570,27 @@ struct Engine::Impl {
     return Status::Ok();
   }
 
-  Status NotFired(const std::string& unit, const dsl::CompiledRule& r, const std::string& type, const std::string& id,
-                  TimeMs at, const std::string& trigger, const std::vector<Value>& values) {
-    (void)unit;
-    NotFiredRule(r);
-    if (!opts.log_every_evaluation) return Status::Ok();
+  // Logs one outcome of a rule for one entity (skips, and with log_every_evaluation the
+  // evaluations that did not fire).
+  Status EmitRuleOutcome(const dsl::CompiledRule& r, TimeMs at, const std::string& trigger, const std::string& type,
+                         const std::string& id, const char* outcome, const char* reason,
+                         nlohmann::ordered_json evidence) {
     Decision d = NewDecision("rule", r.name, r.version, at);
     d.trigger = trigger;
     d.entity_type = type;
     d.entity_id = id;
-    d.outcome = "not_fired";
-    d.reason = "condition_false";
-    d.evidence = Evidence(r.slots, values);
+    d.outcome = outcome;
+    d.reason = reason;
+    d.evidence = std::move(evidence);
     return Emit(d);
+  }
+
+  // Counts an evaluation that did not fire; logs it too when asked to.
+  Status NotFired(const dsl::CompiledRule& r, TimeMs at, const std::string& trigger, const std::string& type,
+                  const std::string& id, nlohmann::ordered_json evidence) {
+    NotFiredRule(r);
+    if (!opts.log_every_evaluation) return Status::Ok();
+    return EmitRuleOutcome(r, at, trigger, type, id, "not_fired", "condition_false", std::move(evidence));
   }
 
   // ------------------------------------------------------------ events

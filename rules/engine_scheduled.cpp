@@ -294,31 +294,14 @@ Status Engine::Impl::RunScheduledRule(const dsl::CompiledRule& r, TimeMs at) {
       evidence["confidence"] = cj;
       act = res.pass;
       if (!res.pass && plain) {
-        Decision d = NewDecision("rule", r.name, r.version, at);
-        d.trigger = trigger;
-        d.entity_type = table->name;
-        d.entity_id = key;
-        d.outcome = "skipped";
-        d.reason = "below_confidence";
-        d.evidence = std::move(evidence);
-        Status s = Emit(d);
+        Status s = EmitRuleOutcome(r, at, trigger, table->name, key, "skipped", "below_confidence", std::move(evidence));
         if (!s.ok()) return s;
         continue;
       }
     }
     if (!act) {
-      NotFiredRule(r);
-      if (opts.log_every_evaluation) {
-        Decision d = NewDecision("rule", r.name, r.version, at);
-        d.trigger = trigger;
-        d.entity_type = table->name;
-        d.entity_id = key;
-        d.outcome = "not_fired";
-        d.reason = "condition_false";
-        d.evidence = std::move(evidence);
-        Status s = Emit(d);
-        if (!s.ok()) return s;
-      }
+      Status s = NotFired(r, at, trigger, table->name, key, std::move(evidence));
+      if (!s.ok()) return s;
       continue;
     }
     Decision d = NewDecision("rule", r.name, r.version, at);
