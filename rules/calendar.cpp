@@ -94,6 +94,20 @@ const char* kRangeError = "time is outside 1900..9999";
 
 }  // namespace
 
+// Runs `body` and turns any exception of the date library (a damaged tz database, an
+// instant out of its range) into `error` and false: nothing here throws across the API.
+template <typename Body>
+bool ZoneGuard(std::string& error, Body&& body) {
+  try {
+    return body();
+  } catch (const std::exception& e) {
+    error = std::string("time zone error: ") + e.what();
+  } catch (...) {
+    error = "time zone error";
+  }
+  return false;
+}
+
 bool ZoneKnown(const std::string& zone) {
   Zone z;
   std::string error;
@@ -104,7 +118,7 @@ bool ZoneKnown(const std::string& zone) {
 
 bool NextScheduleTime(const dsl::Schedule& s, TimeMs after, TimeMs& next, std::string& error,
                       TimeMs offset) {
-  try {
+  return ZoneGuard(error, [&]() -> bool {
     if (s.every_seconds < 0) {
       error = "schedule period is negative";
       return false;
@@ -155,12 +169,7 @@ bool NextScheduleTime(const dsl::Schedule& s, TimeMs after, TimeMs& next, std::s
     }
     error = "no schedule tick within a week";
     return false;
-  } catch (const std::exception& e) {
-    error = std::string("time zone error: ") + e.what();
-  } catch (...) {
-    error = "time zone error";
-  }
-  return false;
+  });
 }
 
 TimeMs ScheduleOffset(const std::string& rule_name, std::int64_t every_seconds) {
@@ -181,7 +190,7 @@ TimeMs ScheduleOffset(const std::string& rule_name, std::int64_t every_seconds) 
 
 bool WindowFor(const dsl::Window& w, dsl::Grain grain, const std::string& table_tz, TimeMs now,
                WindowBounds& out, std::string& error) {
-  try {
+  return ZoneGuard(error, [&]() -> bool {
     if (grain != dsl::Grain::kHour && grain != dsl::Grain::kDay) {
       error = "table has no grain";
       return false;
@@ -264,12 +273,7 @@ bool WindowFor(const dsl::Window& w, dsl::Grain grain, const std::string& table_
     }
     out = std::move(b);
     return true;
-  } catch (const std::exception& e) {
-    error = std::string("time zone error: ") + e.what();
-  } catch (...) {
-    error = "time zone error";
-  }
-  return false;
+  });
 }
 
 // ---------------------------------------------------------------- quiet hours
@@ -328,7 +332,7 @@ std::string FormatHourBucket(TimeMs t) {
 }
 
 bool FormatDayBucket(TimeMs t, const std::string& zone, std::string& out, std::string& error) {
-  try {
+  return ZoneGuard(error, [&]() -> bool {
     Zone z;
     if (!FindZone(zone, z, error)) return false;
     if (!InRange(t)) {
@@ -337,12 +341,7 @@ bool FormatDayBucket(TimeMs t, const std::string& zone, std::string& out, std::s
     }
     out = FormatDate(date::floor<date::days>(z.ToLocal(t)));
     return true;
-  } catch (const std::exception& e) {
-    error = std::string("time zone error: ") + e.what();
-  } catch (...) {
-    error = "time zone error";
-  }
-  return false;
+  });
 }
 
 bool ParseHourBucket(const std::string& text, TimeMs& out) {
@@ -359,7 +358,7 @@ bool ParseHourBucket(const std::string& text, TimeMs& out) {
 
 bool ParseDayBucket(const std::string& text, const std::string& zone, TimeMs& out,
                     std::string& error) {
-  try {
+  return ZoneGuard(error, [&]() -> bool {
     date::days d;
     if (text.size() != 10 || !ParseDate(text, d)) {
       error = "not a date (YYYY-MM-DD): \"" + text + "\"";
@@ -369,12 +368,7 @@ bool ParseDayBucket(const std::string& text, const std::string& zone, TimeMs& ou
     if (!FindZone(zone, z, error)) return false;
     out = z.DayStart(date::local_days{d});
     return true;
-  } catch (const std::exception& e) {
-    error = std::string("time zone error: ") + e.what();
-  } catch (...) {
-    error = "time zone error";
-  }
-  return false;
+  });
 }
 
 bool FormatBucket(TimeMs t, dsl::Grain grain, const std::string& zone, std::string& out,
