@@ -4,6 +4,8 @@
 
 #include "rules/engine_impl.hpp"
 
+#include <limits>
+
 namespace gavel::rules {
 
 Engine::Engine(std::shared_ptr<const dsl::Program> program, EngineDeps deps, EngineOptions options)
@@ -20,6 +22,18 @@ Status Engine::OnEvent(const Event& e) {
 }
 
 void Engine::Start(TimeMs t) { now_ = t; }
+
+TimeMs Engine::NextWakeup() {
+  Impl& im = *impl_;
+  TimeMs next = im.timers.empty() ? -1 : im.timers.top().at;
+  if (im.opts.run_schedules) {
+    std::string unit;
+    TimeMs tick = -1;
+    im.NextSchedule(std::numeric_limits<TimeMs>::max(), unit, tick);
+    if (tick >= 0 && (next < 0 || tick < next)) next = tick;
+  }
+  return next;
+}
 
 Status Engine::FlushSummary() {
   Impl& im = *impl_;

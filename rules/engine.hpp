@@ -54,6 +54,13 @@ struct EngineOptions {
   // Track what changed for Checkpoint(). Callers that never checkpoint (replay, benchmarks)
   // turn it off and save the bookkeeping.
   bool track_state = true;
+  // The daemon's policy for schedule ticks missed while it was down (or busy): when AdvanceTo
+  // finds several ticks of one rule due, it runs only the latest of them, once, and logs a
+  // `schedule`/`late` record saying which tick was first missed and how many were skipped.
+  // A single tick that runs more than `late_tick_tolerance_ms` after its time is logged as
+  // late too. Off for replay, test and backtest, which run every tick of history.
+  bool coalesce_missed_ticks = false;
+  std::int64_t late_tick_tolerance_ms = 60 * 1000;
 };
 
 // Health of one unit, for `GET /v1/rules` later and for tests now.
@@ -80,6 +87,9 @@ class Engine {
   Status OnEvent(const Event& e);
   // Writes the summary of evaluations that did not fire since the last summary.
   Status FlushSummary();
+  // The earliest time at which AdvanceTo has work (a timer or a schedule tick), or -1 if
+  // nothing is scheduled. The daemon sleeps until then (or until the next event).
+  TimeMs NextWakeup();
 
   // Durable state (rules/state.hpp): Checkpoint writes what changed since the last
   // checkpoint; Restore loads a saved state into a fresh engine, before any input (it also

@@ -881,6 +881,10 @@ struct Engine::Impl {
         continue;
       }
       if (next_sched >= 0 && next_sched <= t) {
+        if (opts.coalesce_missed_ticks) {
+          Status s = CoalesceMissedTicks(tick_unit, next_sched, t);
+          if (!s.ok()) return s;
+        }
         Status s = RunTick(tick_unit, next_sched);
         if (!s.ok()) return s;
         continue;
@@ -895,6 +899,10 @@ struct Engine::Impl {
 
   void NextSchedule(TimeMs limit, std::string& unit, TimeMs& at);
   Status RunTick(const std::string& unit, TimeMs at);
+  // Daemon policy (EngineOptions::coalesce_missed_ticks): moves `at` forward to the latest
+  // tick of `unit` due by `now` and logs a late record if ticks were missed or `at` is late.
+  Status CoalesceMissedTicks(const std::string& unit, TimeMs& at, TimeMs now);
+  const dsl::Schedule* ScheduleOf(const std::string& unit) const;
   Status RunScheduledRule(const dsl::CompiledRule& r, TimeMs at);
   Status RunAlert(const dsl::CompiledAlert& a, TimeMs at);
   struct TickData {

@@ -102,6 +102,51 @@ void Engine::Impl::NextSchedule(TimeMs limit, std::string& unit, TimeMs& at) {
   for (const auto& a : p.alerts) consider("alert:" + a.name, a.schedule);
 }
 
+const dsl::Schedule* Engine::Impl::ScheduleOf(const std::string& unit) const {
+  for (const auto& r : p.rules) {
+    if (r.trigger == dsl::TriggerKind::kSchedule && "rule:" + r.name == unit) return &r.schedule;
+  }
+  for (const auto& a : p.alerts) {
+    if ("alert:" + a.name == unit) return &a.schedule;
+  }
+  return nullptr;
+}
+
+Status Engine::Impl::CoalesceMissedTicks(const std::string& unit, TimeMs& at, TimeMs now) {
+  const dsl::Schedule* sched = ScheduleOf(unit);
+  if (!sched) return Status::Ok();
+  const TimeMs first = at;
+  std::int64_t missed = 0;
+  std::string error;
+  while (true) {
+    TimeMs following = -1;
+    if (!NextScheduleTime(*sched, at, following, error, ScheduleOffset(unit, sched->every_seconds))) break;
+    if (following < 0 || following > now) break;
+    at = following;
+    ++missed;
+  }
+  if (missed == 0 && now - at <= opts.late_tick_tolerance_ms) return Status::Ok();
+  const bool is_rule = unit.rfind("rule:", 0) == 0;
+  const std::string name = unit.substr(unit.find(':') + 1);
+  std::string version;
+  for (const auto& r : p.rules) {
+    if (is_rule && r.name == name) version = r.version;
+  }
+  for (const auto& a : p.alerts) {
+    if (!is_rule && a.name == name) version = a.version;
+  }
+  Decision d = NewDecision("schedule", name, version, at);
+  d.trigger = "tick:" + FormatTime(at);
+  d.outcome = "late";
+  d.reason = missed > 0 ? "missed_ticks" : "late_tick";
+  d.evidence["unit"] = is_rule ? "rule" : "alert";
+  d.evidence["first_due"] = FormatTime(first);
+  d.evidence["runs_as"] = FormatTime(at);
+  d.evidence["skipped_ticks"] = missed;
+  d.evidence["late_by_ms"] = now - at;
+  return Emit(d);
+}
+
 Status Engine::Impl::RunTick(const std::string& unit, TimeMs at) {
   const dsl::Schedule* sched = nullptr;
   Status s;
