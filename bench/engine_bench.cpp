@@ -101,6 +101,8 @@ int main(int argc, char** argv) {
       v.text = "w";
       e.fields = {{"lead_id", lead}, {"webinar", v}};
     }
+    // As ParseEvent delivers them: fields in declaration order, type resolved.
+    if (!gavel::rules::NormalizeEvent(*compiled.program, e).ok()) return 1;
     events.push_back(std::move(e));
   }
   long rss_before = MaxRssKib();

@@ -52,33 +52,24 @@ Status Engine::FlushSummary() {
 
 double Engine::ScoreOf(const std::string& entity_type, const std::string& id, const std::string& score) {
   Impl& im = *impl_;
-  auto& map = im.entities[entity_type];
-  auto it = map.find(id);
-  if (it == map.end()) return 0;
-  const auto& idx = im.entity_scores[entity_type];
-  for (std::size_t i = 0; i < idx.size(); ++i) {
-    if (im.p.scores[idx[i]].name == score) {
-      im.Decay(entity_type, id, it->second, static_cast<int>(i), now_);
-      return it->second.scores[i].value;
-    }
-  }
-  return 0;
+  EntityRef e = im.FindEntity(entity_type, id);
+  if (!e.t) return 0;
+  int k = Impl::ScorePosition(im.p, *e.t, score);
+  if (k < 0) return 0;
+  im.Decay(e, k, now_);
+  return e.t->scores[k][e.n].value;
 }
 
 std::string Engine::DescribeEntity(const std::string& entity_type, const std::string& id) const {
-  const Impl& im = *impl_;
-  auto tm = im.entities.find(entity_type);
-  if (tm == im.entities.end()) return "";
-  auto it = tm->second.find(id);
-  if (it == tm->second.end()) return "";
+  Impl& im = *impl_;
+  EntityRef e = im.FindEntity(entity_type, id);
+  if (!e.t) return "";
   nlohmann::ordered_json j;
-  const dsl::EntityInfo* info = im.p.FindEntity(entity_type);
-  for (std::size_t i = 0; info && i < info->fields.size(); ++i) j["fields"][info->fields[i].name] = ToJsonValue(it->second.fields[i].view());
-  auto sc = im.entity_scores.find(entity_type);
-  if (sc != im.entity_scores.end()) {
-    for (std::size_t i = 0; i < sc->second.size(); ++i) {
-      j["scores"][im.p.scores[sc->second[i]].name] = it->second.scores[i].value;
-    }
+  for (std::size_t i = 0; i < e.t->info->fields.size(); ++i) {
+    j["fields"][e.t->info->fields[i].name] = ToJsonValue(e.t->fields[i].Get(e.n));
+  }
+  for (std::size_t k = 0; k < e.t->score_ids.size(); ++k) {
+    j["scores"][im.p.scores[e.t->score_ids[k]].name] = e.t->scores[k][e.n].value;
   }
   return j.dump();
 }

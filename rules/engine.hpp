@@ -108,10 +108,11 @@ class Engine {
   struct Impl;
 
  private:
-  std::unique_ptr<Impl> impl_;
+  // Declared before impl_: Impl keeps pointers into health_ from its constructor on.
   std::map<std::string, UnitHealth> health_;
   TimeMs now_ = 0;
   std::int64_t duplicates_ = 0;
+  std::unique_ptr<Impl> impl_;
   friend struct Impl;
 };
 

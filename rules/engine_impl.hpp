@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "rules/calendar.hpp"
+#include "rules/entity_table.hpp"
 #include "rules/reallocate.hpp"
 #include "rules/stats.hpp"
 #include "rules/state.hpp"
@@ -67,20 +68,38 @@ inline std::string FormatForMessage(const Value& v, const dsl::TypeRef& type) {
   return "";
 }
 
-struct ScoreState {
-  double value = 0;
-  TimeMs as_of = 0;            // time `value` is valid at
-  TimeMs last_activity = -1;   // -1: never active
-  std::int64_t steps_applied = 0;  // inactivity decay steps since last_activity
-  std::uint64_t once_mask = 0;     // `once` rules already applied (bit = rule index)
-  TimeMs timer_at = -1;            // the decay-crossing timer currently scheduled
+// An entity of one type, by number (EntityTable); a null table stands for "no entity"
+// (an event that belongs to no entity type).
+struct EntityRef {
+  EntityTable* t = nullptr;
+  std::uint32_t n = 0;
+  std::string_view type() const { return t ? std::string_view(t->info->name) : std::string_view(); }
+  std::string_view id() const { return t ? t->id(n) : std::string_view(); }
 };
 
-struct EntityState {
-  std::vector<OwnedValue> fields;    // aligned with EntityInfo::fields
-  std::vector<ScoreState> scores;    // aligned with Impl::entity_scores_[entity]
-  TimeMs last_event = -1;
-  bool dirty = false;                // listed in Impl::dirty_entities since the last checkpoint
+// How a slot list reads its values for one event type and entity type, resolved once when
+// the engine starts instead of by name per evaluation.
+struct SlotPlan {
+  struct Access {
+    dsl::SlotKind kind;
+    int index;                 // event field position, entity field, score position; -1: none
+    const dsl::SlotRef* ref;
+  };
+  std::vector<Access> access;
+  std::vector<int> let_slot;   // let i is stored in slot let_slot[i] (-1: not read)
+  int event = -1;              // the event type (index in Program::events) positions refer to
+};
+
+// What set a rule off, rendered to the decision's `trigger` text only when a decision is
+// written: "event:<id>", "crossing:<score>:event:<id>" or "crossing:<score>:decay".
+struct Trigger {
+  const Event* event = nullptr;
+  const std::string* score = nullptr;  // crossings
+  std::string Text() const {
+    std::string cause = event ? "event:" + event->id : std::string("decay");
+    return score ? "crossing:" + *score + ":" + cause : cause;
+  }
+  std::string Cause() const { return event ? "event:" + event->id : std::string("decay"); }
 };
 
 enum class TimerKind : std::uint8_t { kDecay, kJourney };
@@ -89,9 +108,9 @@ struct Timer {
   TimeMs at;
   std::uint64_t seq;      // insertion order: ties run in the order they were scheduled
   TimerKind kind;
-  int unit;               // score index (decay) or journey index
-  std::string entity_type;
-  std::string entity_id;
+  int unit;               // score position in its table (decay) or journey index
+  int table;              // entity table (index in Program::entities)
+  std::uint32_t entity;   // entity number in that table
   std::uint64_t generation;  // journeys: must match the instance's generation
   bool operator>(const Timer& o) const { return at != o.at ? at > o.at : seq > o.seq; }
 };
@@ -120,25 +139,45 @@ struct Engine::Impl {
   EngineOptions opts;
   Evaluator ev;
 
-  // entity type -> id -> state
-  std::unordered_map<std::string, std::unordered_map<std::string, EntityState>> entities;
-  // entity type -> indexes of program scores for that entity
-  std::map<std::string, std::vector<int>> entity_scores;
-  std::unordered_set<std::string> seen_events;
+  // One dense table per declared entity type, aligned with Program::entities. Created once
+  // in the constructor and never resized (views into them stay valid while the engine runs).
+  std::vector<EntityTable> tables;
+  SeenIds seen_events;
   std::priority_queue<Timer, std::vector<Timer>, std::greater<Timer>> timers;
   std::uint64_t timer_seq = 0;
-  // journey index -> entity id -> instance
-  std::vector<std::unordered_map<std::string, JourneyInstance>> journeys;
-  // rule name -> entity -> last fired (cooldown); rule name -> fire times (limit)
+  // journey index -> entity number (in the journey's entity table) -> instance
+  std::vector<std::unordered_map<std::uint32_t, JourneyInstance>> journeys;
+  std::vector<int> journey_table;  // journey index -> entity table
+  // rule name -> entity -> last fired (only rules with a cooldown); rule name -> fire times
+  // (only rules with a limit)
   std::map<std::string, std::unordered_map<std::string, TimeMs>> last_fired;
   std::map<std::string, std::vector<TimeMs>> fire_times;
   // summary: unit -> count of evaluations that did not fire (rules counted by index on the
   // hot path, merged by MergeCounters)
   std::map<std::string, std::int64_t> not_fired;
   std::vector<std::int64_t> rule_not_fired;
-  // rules by trigger: event type -> event rules; score -> crossing rules
-  std::unordered_map<std::string, std::vector<const dsl::CompiledRule*>> event_rules;
-  std::unordered_map<std::string, std::vector<const dsl::CompiledRule*>> crossing_rules;
+  std::vector<UnitHealth*> rule_health;  // by rule index: nodes of self.health_ (stable)
+  // Event rules by event type index; crossing rules by score index.
+  std::vector<std::vector<const dsl::CompiledRule*>> event_rules;
+  std::vector<std::vector<const dsl::CompiledRule*>> crossing_rules;
+  // For each event type: the entity tables it belongs to and the position of their key field.
+  struct EventRoute {
+    int table;
+    int key_field;
+  };
+  std::vector<std::vector<EventRoute>> event_routes;
+  // Slot plans: scores per event type, rules and journeys by index.
+  std::vector<std::vector<SlotPlan>> score_plans;  // [score][event type]
+  std::vector<SlotPlan> rule_plans;
+  std::vector<SlotPlan> journey_plans;
+  // For each score, the event type index of each of its rules (-1: a `when` rule).
+  std::vector<std::vector<int>> score_rule_event;
+  // For each rule, its entity table (-1: none).
+  std::vector<int> rule_table;
+  // Reused slot-value buffers, one per nesting depth (a crossing fires a rule while the
+  // score that crossed is being updated).
+  std::vector<std::unique_ptr<std::vector<Value>>> value_pool;
+  std::size_t value_depth = 0;
 
   void NotFiredRule(const dsl::CompiledRule& r) { rule_not_fired[&r - p.rules.data()]++; }
   void MergeCounters() {
@@ -149,24 +188,142 @@ struct Engine::Impl {
   }
   // schedules: unit key ("rule:x"/"alert:x") -> next tick
   std::map<std::string, TimeMs> next_tick;
-  // What changed since the last checkpoint (engine_state.cpp).
-  std::vector<std::pair<std::string, std::string>> dirty_entities;
-  std::set<std::pair<std::size_t, std::string>> dirty_journeys;
+  // What changed since the last checkpoint (engine_state.cpp). Entities are listed per table.
+  std::set<std::pair<std::size_t, std::uint32_t>> dirty_journeys;
   std::set<std::pair<std::string, std::string>> dirty_alerts;
+  std::set<std::pair<std::string, std::string>> dirty_cooldowns;
+  bool fire_times_dirty = false;
   std::vector<std::string> new_event_ids;
   Status Checkpoint(StateSink& sink);
   Status Restore(const StateSource& source);
 
   Impl(Engine& e, std::shared_ptr<const dsl::Program> prog, EngineDeps d, EngineOptions o)
       : self(e), program(std::move(prog)), p(*program), deps(d), opts(o) {
-    for (std::size_t i = 0; i < p.scores.size(); ++i) entity_scores[p.scores[i].entity].push_back(static_cast<int>(i));
-    journeys.resize(p.journeys.size());
-    for (const auto& r : p.rules) {
-      if (r.trigger == dsl::TriggerKind::kCrossing) crossing_rules[r.event].push_back(&r);
-      if (r.trigger == dsl::TriggerKind::kEvent) event_rules[r.event].push_back(&r);
+    tables.resize(p.entities.size());
+    for (std::size_t t = 0; t < p.entities.size(); ++t) {
+      std::vector<int> ids;
+      for (std::size_t i = 0; i < p.scores.size(); ++i) {
+        if (p.scores[i].entity == p.entities[t].name) ids.push_back(static_cast<int>(i));
+      }
+      InitEntityTable(tables[t], p.entities[t], std::move(ids));
     }
+    journeys.resize(p.journeys.size());
+    for (const auto& j : p.journeys) journey_table.push_back(TableIndex(j.entity));
+    event_rules.resize(p.events.size());
+    crossing_rules.resize(p.scores.size());
+    for (const auto& r : p.rules) {
+      if (r.trigger == dsl::TriggerKind::kCrossing) {
+        for (std::size_t i = 0; i < p.scores.size(); ++i) {
+          if (p.scores[i].name == r.event) crossing_rules[i].push_back(&r);
+        }
+      }
+      if (r.trigger == dsl::TriggerKind::kEvent) {
+        int ei = EventIndex(r.event);
+        if (ei >= 0) event_rules[ei].push_back(&r);
+      }
+    }
+    event_routes.resize(p.events.size());
+    for (std::size_t ei = 0; ei < p.events.size(); ++ei) {
+      for (const auto& type : p.events[ei].entities) {
+        int t = TableIndex(type);
+        if (t < 0) continue;
+        int key = -1;
+        for (std::size_t f = 0; f < p.events[ei].fields.size(); ++f) {
+          if (p.events[ei].fields[f].name == p.entities[t].key) key = static_cast<int>(f);
+        }
+        event_routes[ei].push_back({t, key});
+      }
+    }
+    score_plans.resize(p.scores.size());
+    for (std::size_t i = 0; i < p.scores.size(); ++i) {
+      int t = TableIndex(p.scores[i].entity);
+      for (std::size_t ei = 0; ei < p.events.size(); ++ei) {
+        score_plans[i].push_back(MakePlan(p.scores[i].slots, {}, static_cast<int>(ei), t));
+      }
+    }
+    for (const auto& sc : p.scores) {
+      std::vector<int> events;
+      for (const auto& rule : sc.rules) events.push_back(rule.kind == dsl::ScoreRuleKind::kOnEvent ? EventIndex(rule.event) : -1);
+      score_rule_event.push_back(std::move(events));
+    }
+    for (const auto& r : p.rules) {
+      rule_table.push_back(TableIndex(r.entity));
+      int ei = r.trigger == dsl::TriggerKind::kEvent ? EventIndex(r.event) : -1;
+      rule_plans.push_back(MakePlan(r.slots, r.lets, ei, TableIndex(r.entity)));
+      rule_health.push_back(&self.health_["rule:" + r.name]);
+    }
+    for (const auto& j : p.journeys) journey_plans.push_back(MakePlan(j.slots, {}, EventIndex(j.enter_event), TableIndex(j.entity)));
     rule_not_fired.assign(p.rules.size(), 0);
   }
+
+  int TableIndex(std::string_view type) const {
+    for (std::size_t t = 0; t < p.entities.size(); ++t) {
+      if (p.entities[t].name == type) return static_cast<int>(t);
+    }
+    return -1;
+  }
+  int EventIndex(std::string_view type) const {
+    for (std::size_t e = 0; e < p.events.size(); ++e) {
+      if (p.events[e].name == type) return static_cast<int>(e);
+    }
+    return -1;
+  }
+  // The position of `score` among its table's scores, or -1.
+  static int ScorePosition(const dsl::Program& prog, const EntityTable& t, std::string_view score) {
+    for (std::size_t k = 0; k < t.score_ids.size(); ++k) {
+      if (prog.scores[t.score_ids[k]].name == score) return static_cast<int>(k);
+    }
+    return -1;
+  }
+
+  SlotPlan MakePlan(const std::vector<dsl::SlotRef>& slots,
+                    const std::vector<std::pair<std::string, dsl::CompiledExpr>>& lets, int event, int table) const {
+    SlotPlan plan;
+    plan.event = event;
+    for (const auto& s : slots) {
+      int index = -1;
+      switch (s.kind) {
+        case SlotKind::kEventField:
+          if (event >= 0) {
+            const auto& fields = p.events[event].fields;
+            for (std::size_t f = 0; f < fields.size(); ++f) {
+              if (fields[f].name == s.name) index = static_cast<int>(f);
+            }
+          }
+          break;
+        case SlotKind::kEntityField:
+          if (table >= 0) index = tables[table].FieldIndex(s.name);
+          break;
+        case SlotKind::kScore:
+          if (table >= 0) index = ScorePosition(p, tables[table], s.name);
+          break;
+        default: break;
+      }
+      plan.access.push_back({s.kind, index, &s});
+    }
+    plan.let_slot.assign(lets.size(), -1);
+    for (std::size_t k = 0; k < slots.size(); ++k) {
+      if (slots[k].kind == SlotKind::kLet && slots[k].index >= 0 && slots[k].index < static_cast<int>(lets.size())) {
+        plan.let_slot[slots[k].index] = static_cast<int>(k);
+      }
+    }
+    return plan;
+  }
+
+  // A slot-value buffer for the current nesting depth; release with ReleaseValues.
+  std::vector<Value>& AcquireValues(std::size_t n) {
+    if (value_depth == value_pool.size()) value_pool.push_back(std::make_unique<std::vector<Value>>());
+    std::vector<Value>& v = *value_pool[value_depth++];
+    v.assign(n, Value::Null());
+    return v;
+  }
+  void ReleaseValues() { --value_depth; }
+  struct ValuesGuard {
+    Impl& im;
+    std::vector<Value>& v;
+    ValuesGuard(Impl& i, std::size_t n) : im(i), v(i.AcquireValues(n)) {}
+    ~ValuesGuard() { im.ReleaseValues(); }
+  };
 
   // ------------------------------------------------------------ decisions
 
@@ -190,38 +347,25 @@ struct Engine::Impl {
 
   // ------------------------------------------------------------ entities and scores
 
-  void MarkDirty(const std::string& type, const std::string& id, EntityState& st) {
-    if (!opts.track_state || st.dirty) return;
-    st.dirty = true;
-    dirty_entities.emplace_back(type, id);
+  void MarkDirty(EntityRef e) {
+    if (!opts.track_state || !e.t || e.t->dirty[e.n]) return;
+    e.t->dirty[e.n] = 1;
+    e.t->dirty_list.push_back(e.n);
   }
 
-  EntityState& Entity(const std::string& type, const std::string& id) {
-    auto& map = entities[type];
-    auto it = map.find(id);
-    if (it != map.end()) {
-      MarkDirty(type, id, it->second);
-      return it->second;
-    }
-    EntityState st;
-    const dsl::EntityInfo* info = p.FindEntity(type);
-    if (info) {
-      for (const auto& f : info->fields) {
-        OwnedValue v;
-        if (f.has_default) {
-          switch (f.type.base) {
-            case dsl::BaseType::kText: v.kind = Value::Kind::kText; v.text = f.default_text; break;
-            case dsl::BaseType::kBool: v.kind = Value::Kind::kBool; v.num = f.default_bool; break;
-            default: v.kind = Value::Kind::kNumber; v.num = f.default_number;
-          }
-        }
-        st.fields.push_back(std::move(v));
-      }
-    }
-    st.scores.resize(entity_scores[type].size());
-    EntityState& created = map.emplace(id, std::move(st)).first->second;
-    MarkDirty(type, id, created);
-    return created;
+  // The entity `id` of table `t`, created with its declared defaults if new; marked changed.
+  EntityRef Entity(int t, std::string_view id) {
+    EntityRef e{&tables[t], tables[t].Intern(id)};
+    MarkDirty(e);
+    return e;
+  }
+  // An existing entity, or a null table.
+  EntityRef FindEntity(std::string_view type, std::string_view id) {
+    int t = TableIndex(type);
+    if (t < 0) return {};
+    std::uint32_t n = tables[t].ids.Find(id);
+    if (n == IdTable::kNone) return {};
+    return {&tables[t], n};
   }
 
   static double Clamp(const dsl::CompiledScore& s, double v) {
@@ -230,20 +374,16 @@ struct Engine::Impl {
     return v;
   }
 
-  // Crossing rules watching score `score_name`.
-  const std::vector<const dsl::CompiledRule*>& CrossingRules(const std::string& score_name) const {
-    static const std::vector<const dsl::CompiledRule*> kNone;
-    auto it = crossing_rules.find(score_name);
-    return it == crossing_rules.end() ? kNone : it->second;
-  }
+  const std::vector<const dsl::CompiledRule*>& CrossingRules(int score) const { return crossing_rules[score]; }
 
   // Brings one score up to time t, applying decay; every threshold crossed by decay fires its
   // rules at the exact time of the step that crossed it.
-  Status Decay(const std::string& type, const std::string& id, EntityState& st, int slot, TimeMs t) {
-    const dsl::CompiledScore& s = p.scores[entity_scores[type][slot]];
-    ScoreState& sc = st.scores[slot];
+  Status Decay(EntityRef e, int slot, TimeMs t) {
+    const int score = e.t->score_ids[slot];
+    const dsl::CompiledScore& s = p.scores[score];
+    ScoreState& sc = e.t->scores[slot][e.n];
     if (sc.last_activity < 0 || t <= sc.as_of) return Status::Ok();
-    MarkDirty(type, id, st);
+    MarkDirty(e);
     if (s.decay == dsl::DecayKind::kInactivity && s.decay_seconds > 0) {
       TimeMs period = s.decay_seconds * kSecond;
       std::int64_t due = (t - sc.last_activity) / period;
@@ -254,7 +394,7 @@ struct Engine::Impl {
         sc.value = Clamp(s, sc.value - s.decay_amount);
         sc.as_of = at;
         if (sc.value != before) {
-          Status st2 = Crossings(type, id, st, s, before, sc.value, at, "decay");
+          Status st2 = Crossings(e, score, before, sc.value, at, Trigger{nullptr, &s.name});
           if (!st2.ok()) return st2;
         }
         if (s.floor && sc.value <= *s.floor) {
@@ -268,7 +408,7 @@ struct Engine::Impl {
       double h = static_cast<double>(s.decay_seconds * kSecond);
       // Crossings happen at exact instants; report each below-threshold crossing at its time.
       std::vector<std::pair<TimeMs, const dsl::CompiledRule*>> hits;
-      for (const auto* r : CrossingRules(s.name)) {
+      for (const auto* r : CrossingRules(score)) {
         if (r->direction == dsl::CrossDirection::kBelow && before >= r->threshold && r->threshold > 0) {
           double dt = h * std::log2(before / r->threshold);
           TimeMs at = sc.as_of + static_cast<TimeMs>(std::ceil(dt));
@@ -278,34 +418,37 @@ struct Engine::Impl {
       std::sort(hits.begin(), hits.end(), [](const auto& a, const auto& b) {
         return a.first != b.first ? a.first < b.first : a.second->name < b.second->name;
       });
+      const TimeMs from = sc.as_of;
       for (const auto& [at, r] : hits) {
-        double v = Clamp(s, before * std::exp2(-static_cast<double>(at - sc.as_of) / h));
-        Status st2 = FireCrossing(*r, type, id, st, s, before, v, at, "decay");
+        double v = Clamp(s, before * std::exp2(-static_cast<double>(at - from) / h));
+        Status st2 = FireCrossing(*r, e, s, before, v, at, Trigger{nullptr, &s.name});
         if (!st2.ok()) return st2;
       }
-      sc.value = Clamp(s, before * std::exp2(-static_cast<double>(t - sc.as_of) / h));
-      sc.as_of = t;
+      ScoreState& sc2 = e.t->scores[slot][e.n];
+      sc2.value = Clamp(s, before * std::exp2(-static_cast<double>(t - from) / h));
+      sc2.as_of = t;
     } else {
       sc.as_of = t;
     }
     return Status::Ok();
   }
 
-  Status DecayAll(const std::string& type, const std::string& id, EntityState& st, TimeMs t) {
-    for (std::size_t i = 0; i < st.scores.size(); ++i) {
-      Status s = Decay(type, id, st, static_cast<int>(i), t);
+  Status DecayAll(EntityRef e, TimeMs t) {
+    for (std::size_t i = 0; i < e.t->score_ids.size(); ++i) {
+      Status s = Decay(e, static_cast<int>(i), t);
       if (!s.ok()) return s;
     }
     return Status::Ok();
   }
 
   // Schedules the next time decay alone would take this score across a watched threshold.
-  void ScheduleDecayTimer(const std::string& type, const std::string& id, EntityState& st, int slot) {
-    const dsl::CompiledScore& s = p.scores[entity_scores[type][slot]];
-    ScoreState& sc = st.scores[slot];
+  void ScheduleDecayTimer(EntityRef e, int slot) {
+    const int score = e.t->score_ids[slot];
+    const dsl::CompiledScore& s = p.scores[score];
+    ScoreState& sc = e.t->scores[slot][e.n];
     if (s.decay == dsl::DecayKind::kNone || s.decay_seconds <= 0 || sc.last_activity < 0) return;
     TimeMs best = -1;
-    for (const auto* r : CrossingRules(s.name)) {
+    for (const auto* r : CrossingRules(score)) {
       if (r->direction != dsl::CrossDirection::kBelow || sc.value < r->threshold) continue;
       TimeMs at = -1;
       if (s.decay == dsl::DecayKind::kInactivity) {
@@ -319,82 +462,73 @@ struct Engine::Impl {
     }
     if (best >= 0 && best != sc.timer_at) {
       sc.timer_at = best;
-      timers.push({best, timer_seq++, TimerKind::kDecay, slot, type, id, 0});
+      timers.push({best, timer_seq++, TimerKind::kDecay, slot, static_cast<int>(e.t - tables.data()), e.n, 0});
     }
   }
 
-  Status Crossings(const std::string& type, const std::string& id, EntityState& st, const dsl::CompiledScore& s,
-                   double before, double after, TimeMs at, const std::string& cause) {
-    for (const auto* r : CrossingRules(s.name)) {
+  Status Crossings(EntityRef e, int score, double before, double after, TimeMs at, const Trigger& cause) {
+    for (const auto* r : CrossingRules(score)) {
       bool crossed = r->direction == dsl::CrossDirection::kAbove ? (before <= r->threshold && after > r->threshold)
                                                                  : (before >= r->threshold && after < r->threshold);
       if (!crossed) continue;
-      Status status = FireCrossing(*r, type, id, st, s, before, after, at, cause);
+      Status status = FireCrossing(*r, e, p.scores[score], before, after, at, cause);
       if (!status.ok()) return status;
     }
     return Status::Ok();
   }
 
-  Status FireCrossing(const dsl::CompiledRule& r, const std::string& type, const std::string& id, EntityState& st,
-                      const dsl::CompiledScore& s, double before, double after, TimeMs at, const std::string& cause) {
-    nlohmann::ordered_json ev;
-    ev["score"] = s.name;
-    ev["previous"] = before;
-    ev["value"] = after;
-    ev["threshold"] = r.threshold;
-    ev["direction"] = r.direction == dsl::CrossDirection::kAbove ? "above" : "below";
-    ev["cause"] = cause;
-    return RunEntityRule(r, type, id, st, nullptr, at, "crossing:" + s.name + (cause == "decay" ? ":decay" : ":" + cause),
-                         std::move(ev));
+  Status FireCrossing(const dsl::CompiledRule& r, EntityRef e, const dsl::CompiledScore& s, double before, double after,
+                      TimeMs at, const Trigger& cause) {
+    nlohmann::ordered_json evidence;
+    evidence["score"] = s.name;
+    evidence["previous"] = before;
+    evidence["value"] = after;
+    evidence["threshold"] = r.threshold;
+    evidence["direction"] = r.direction == dsl::CrossDirection::kAbove ? "above" : "below";
+    evidence["cause"] = cause.Cause();
+    return RunEntityRule(r, e, cause.event, at, cause, std::move(evidence));
   }
 
   // ------------------------------------------------------------ slots
 
-  Value SlotValue(const dsl::SlotRef& s, const std::string& type, const std::string& id, EntityState* st,
-                  const Event* e, TimeMs now) {
-    switch (s.kind) {
-      case SlotKind::kEventField:
-        if (e) {
-          if (const OwnedValue* v = e->Get(s.name)) return v->view();
-        }
-        return Value::Null();
-      case SlotKind::kEventTime:
-        return e ? Value::Number(static_cast<double>(e->time)) : Value::Null();
-      case SlotKind::kEntityKey:
-        return Value::Text(id);
-      case SlotKind::kEntityField: {
-        const dsl::EntityInfo* info = p.FindEntity(type);
-        if (!st || !info) return Value::Null();
-        for (std::size_t i = 0; i < info->fields.size(); ++i) {
-          if (info->fields[i].name == s.name) return st->fields[i].view();
-        }
-        return Value::Null();
-      }
-      case SlotKind::kScore: {
-        if (!st) return Value::Null();
-        const auto& idx = entity_scores[type];
-        for (std::size_t i = 0; i < idx.size(); ++i) {
-          if (p.scores[idx[i]].name == s.name) {
-            Decay(type, id, *st, static_cast<int>(i), now);
-            return Value::Number(st->scores[i].value);
+  // Fills `out` (plan.access.size() values) for entity `e` and event `ev_in` (may be null).
+  void FillPlan(const SlotPlan& plan, EntityRef e, const Event* ev_in, TimeMs now, std::vector<Value>& out) {
+    for (std::size_t k = 0; k < plan.access.size(); ++k) {
+      const SlotPlan::Access& a = plan.access[k];
+      Value v = Value::Null();
+      switch (a.kind) {
+        case SlotKind::kEventField:
+          if (ev_in) {
+            if (ev_in->type_index == plan.event && a.index >= 0 && a.index < static_cast<int>(ev_in->fields.size())) {
+              v = ev_in->fields[a.index].second.view();
+            } else if (const OwnedValue* f = ev_in->Get(a.ref->name)) {
+              v = f->view();
+            }
           }
-        }
-        return Value::Null();
+          break;
+        case SlotKind::kEventTime:
+          if (ev_in) v = Value::Number(static_cast<double>(ev_in->time));
+          break;
+        case SlotKind::kEntityKey:
+          v = Value::Text(e.id());
+          break;
+        case SlotKind::kEntityField:
+          if (e.t && a.index >= 0) v = e.t->fields[a.index].Get(e.n);
+          break;
+        case SlotKind::kScore:
+          if (e.t && a.index >= 0) {
+            Decay(e, a.index, now);
+            v = Value::Number(e.t->scores[a.index][e.n].value);
+          }
+          break;
+        default:
+          break;
       }
-      default:
-        return Value::Null();
+      out[k] = v;
     }
   }
 
-  std::vector<Value> FillSlots(const std::vector<dsl::SlotRef>& slots, const std::string& type, const std::string& id,
-                               EntityState* st, const Event* e, TimeMs now) {
-    std::vector<Value> out;
-    out.reserve(slots.size());
-    for (const auto& s : slots) out.push_back(SlotValue(s, type, id, st, e, now));
-    return out;
-  }
-
-  // Evaluates lets in order into their slots.
+  // Evaluates lets in order into their slots (scheduled units, whose slots are filled per row).
   void RunLets(const std::vector<std::pair<std::string, dsl::CompiledExpr>>& lets, const std::vector<dsl::SlotRef>& slots,
                std::vector<Value>& values, std::vector<std::string>& keep_alive) {
     (void)keep_alive;
@@ -403,6 +537,14 @@ struct Engine::Impl {
       for (std::size_t k = 0; k < slots.size(); ++k) {
         if (slots[k].kind == SlotKind::kLet && slots[k].index == static_cast<int>(i)) values[k] = v;
       }
+    }
+  }
+
+  void RunPlanLets(const SlotPlan& plan, const std::vector<std::pair<std::string, dsl::CompiledExpr>>& lets,
+                   std::vector<Value>& values) {
+    for (std::size_t i = 0; i < lets.size(); ++i) {
+      Value v = ev.Run(lets[i].second, values.data());
+      if (plan.let_slot[i] >= 0) values[plan.let_slot[i]] = v;
     }
   }
 
@@ -440,8 +582,9 @@ struct Engine::Impl {
   // ------------------------------------------------------------ actions (intentions)
 
   nlohmann::ordered_json Intend(const dsl::CompiledAction& a, const std::vector<dsl::SlotRef>& slots,
-                                std::vector<Value>& values, const std::string& entity_type, const std::string& entity_id,
+                                std::vector<Value>& values, std::string_view entity_type_v, std::string_view entity_id_v,
                                 dsl::Mode mode) {
+    const std::string entity_type(entity_type_v), entity_id(entity_id_v);
     nlohmann::ordered_json j;
     switch (a.kind) {
       case dsl::ActionKind::kPause: j["action"] = "pause"; j["target"] = entity_type + ":" + entity_id; break;
@@ -490,29 +633,31 @@ struct Engine::Impl {
   }
 
   // Applies `set` actions to engine state (only in live mode: dry_run and shadow change nothing).
-  void ApplySets(const dsl::CompiledRule& r, const std::vector<Value>& values, EntityState& st, const std::string& type,
-                 dsl::Mode mode) {
-    if (mode != dsl::Mode::kLive) return;
-    const dsl::EntityInfo* info = p.FindEntity(type);
-    if (!info) return;
+  void ApplySets(const dsl::CompiledRule& r, const std::vector<Value>& values, EntityRef e, dsl::Mode mode) {
+    if (mode != dsl::Mode::kLive || !e.t) return;
     for (const auto& a : r.actions) {
       if (a.kind != dsl::ActionKind::kSetField) continue;
       Value v = ev.Run(a.value, values.data());
-      for (std::size_t i = 0; i < info->fields.size(); ++i) {
-        if (info->fields[i].name == a.field) st.fields[i] = OwnedValue::From(v);
-      }
+      int f = e.t->FieldIndex(a.field);
+      if (f < 0) continue;
+      // Text views may point into the column being written: copy first.
+      OwnedValue copy = OwnedValue::From(v);
+      e.t->fields[f].Put(e.n, copy.view());
+      MarkDirty(e);
     }
   }
 
   // Cooldown and limit gates: a skip reason, or "" if the rule may act.
-  std::string Throttle(const std::string& rule, const dsl::RuleMeta& meta, const std::string& entity, TimeMs at,
+  std::string Throttle(const std::string& rule, const dsl::RuleMeta& meta, std::string_view entity, TimeMs at,
                        nlohmann::ordered_json& evidence) {
     if (meta.cooldown_seconds > 0) {
-      auto& lf = last_fired[rule];
-      auto it = lf.find(entity);
-      if (it != lf.end() && at - it->second < meta.cooldown_seconds * kSecond) {
-        evidence["cooldown_until"] = FormatTime(it->second + meta.cooldown_seconds * kSecond);
-        return "cooldown";
+      auto lf = last_fired.find(rule);
+      if (lf != last_fired.end()) {
+        auto it = lf->second.find(std::string(entity));
+        if (it != lf->second.end() && at - it->second < meta.cooldown_seconds * kSecond) {
+          evidence["cooldown_until"] = FormatTime(it->second + meta.cooldown_seconds * kSecond);
+          return "cooldown";
+        }
       }
     }
     if (meta.limit_count > 0) {
@@ -528,32 +673,44 @@ struct Engine::Impl {
     return "";
   }
 
-  void Fired(const std::string& rule, const std::string& entity, TimeMs at) {
-    last_fired[rule][entity] = at;
-    fire_times[rule].push_back(at);
+  // Records a firing for the gates that need it (cooldown: per entity; limit: per rule).
+  void Fired(const std::string& rule, const dsl::RuleMeta& meta, std::string_view entity, TimeMs at) {
+    if (meta.cooldown_seconds > 0) {
+      last_fired[rule][std::string(entity)] = at;
+      if (opts.track_state) dirty_cooldowns.emplace(rule, std::string(entity));
+    }
+    if (meta.limit_count > 0) {
+      fire_times[rule].push_back(at);
+      fire_times_dirty = true;
+    }
   }
 
   // An event or crossing rule on one entity.
-  Status RunEntityRule(const dsl::CompiledRule& r, const std::string& type, const std::string& id, EntityState& st,
-                       const Event* e, TimeMs at, const std::string& trigger, nlohmann::ordered_json head) {
-    UnitHealth& h = Health("rule:" + r.name);
+  Status RunEntityRule(const dsl::CompiledRule& r, EntityRef e, const Event* event, TimeMs at, const Trigger& trigger,
+                       nlohmann::ordered_json head) {
+    const std::size_t ri = static_cast<std::size_t>(&r - p.rules.data());
+    UnitHealth& h = *rule_health[ri];
     h.evaluations++;
     h.last_evaluation = at;
-    std::vector<Value> values = FillSlots(r.slots, type, id, &st, e, at);
-    std::vector<std::string> keep;
-    RunLets(r.lets, r.slots, values, keep);
+    const SlotPlan& plan = rule_plans[ri];
+    ValuesGuard guard(*this, plan.access.size());
+    std::vector<Value>& values = guard.v;
+    FillPlan(plan, e, event, at, values);
+    RunPlanLets(plan, r.lets, values);
     if (!ev.Test(r.condition, values.data())) {
+      NotFiredRule(r);
+      if (!opts.log_every_evaluation) return Status::Ok();
       // Evidence is only built when it will be logged: this is the hot path of event rules.
-      return NotFired(r, at, trigger, type, id,
-                      opts.log_every_evaluation ? Evidence(r.slots, values) : nlohmann::ordered_json());
+      return EmitRuleOutcome(r, at, trigger.Text(), e.type(), e.id(), "not_fired", "condition_false",
+                             Evidence(r.slots, values));
     }
     Decision d = NewDecision("rule", r.name, r.version, at);
-    d.trigger = trigger;
-    d.entity_type = type;
-    d.entity_id = id;
+    d.trigger = trigger.Text();
+    d.entity_type = e.type();
+    d.entity_id = e.id();
     d.evidence = std::move(head);
     MergeInto(d.evidence, Evidence(r.slots, values));
-    std::string skip = Throttle(r.name, r.meta, id, at, d.evidence);
+    std::string skip = Throttle(r.name, r.meta, e.id(), at, d.evidence);
     if (!skip.empty()) {
       d.outcome = "skipped";
       d.reason = skip;
@@ -561,19 +718,19 @@ struct Engine::Impl {
     }
     d.outcome = "fired";
     d.reason = ModeName(r.meta.mode);
-    for (const auto& a : r.actions) d.actions.push_back(Intend(a, r.slots, values, type, id, r.meta.mode));
+    for (const auto& a : r.actions) d.actions.push_back(Intend(a, r.slots, values, e.type(), e.id(), r.meta.mode));
     Status s = Emit(d);
     if (!s.ok()) return s;
     h.fired++;
-    Fired(r.name, id, at);
-    ApplySets(r, values, st, type, r.meta.mode);
+    Fired(r.name, r.meta, e.id(), at);
+    ApplySets(r, values, e, r.meta.mode);
     return Status::Ok();
   }
 
   // Logs one outcome of a rule for one entity (skips, and with log_every_evaluation the
   // evaluations that did not fire).
-  Status EmitRuleOutcome(const dsl::CompiledRule& r, TimeMs at, const std::string& trigger, const std::string& type,
-                         const std::string& id, const char* outcome, const char* reason,
+  Status EmitRuleOutcome(const dsl::CompiledRule& r, TimeMs at, const std::string& trigger, std::string_view type,
+                         std::string_view id, const char* outcome, const char* reason,
                          nlohmann::ordered_json evidence) {
     Decision d = NewDecision("rule", r.name, r.version, at);
     d.trigger = trigger;
@@ -586,8 +743,8 @@ struct Engine::Impl {
   }
 
   // Counts an evaluation that did not fire; logs it too when asked to.
-  Status NotFired(const dsl::CompiledRule& r, TimeMs at, const std::string& trigger, const std::string& type,
-                  const std::string& id, nlohmann::ordered_json evidence) {
+  Status NotFired(const dsl::CompiledRule& r, TimeMs at, const std::string& trigger, std::string_view type,
+                  std::string_view id, nlohmann::ordered_json evidence) {
     NotFiredRule(r);
     if (!opts.log_every_evaluation) return Status::Ok();
     return EmitRuleOutcome(r, at, trigger, type, id, "not_fired", "condition_false", std::move(evidence));
@@ -595,93 +752,116 @@ struct Engine::Impl {
 
   // ------------------------------------------------------------ events
 
-  Status OnEvent(const Event& e) {
-    if (!seen_events.insert(e.id).second) {
+  Status OnEvent(const Event& in) {
+    // Events built by hand (tests, tools) are put in declaration order first; ParseEvent's
+    // events already are.
+    Event normalized;
+    const Event* ep = &in;
+    if (in.type_index < 0 || in.type_index >= static_cast<int>(p.events.size()) ||
+        p.events[in.type_index].name != in.type) {
+      normalized = in;
+      Status ns = NormalizeEvent(p, normalized);
+      if (!ns.ok()) return ns;
+      ep = &normalized;
+    }
+    const Event& e = *ep;
+    if (!seen_events.Insert(e.id)) {
       self.duplicates_++;
       return Status::InvalidArgument("duplicate event id `" + e.id + "`");
     }
     if (opts.track_state) new_event_ids.push_back(e.id);
-    const dsl::EventInfo* info = p.FindEvent(e.type);
-    if (!info) return Status::InvalidArgument("unknown event type `" + e.type + "`");
-    for (const auto& type : info->entities) {
-      const dsl::EntityInfo* ent = p.FindEntity(type);
-      const OwnedValue* key = e.Get(ent->key);
-      if (!key || key->kind != Value::Kind::kText || key->text.empty()) continue;
-      Status s = OnEntityEvent(e, *info, *ent, key->text);
+    const dsl::EventInfo& info = p.events[e.type_index];
+    for (const EventRoute& route : event_routes[e.type_index]) {
+      if (route.key_field < 0) continue;
+      const OwnedValue& key = e.fields[route.key_field].second;
+      if (key.kind != Value::Kind::kText || key.text.empty()) continue;
+      Status s = OnEntityEvent(e, info, route.table, key.text);
       if (!s.ok()) return s;
     }
     // Event rules on events that belong to no entity.
-    if (info->entities.empty()) {
-      for (const auto& r : p.rules) {
-        if (r.trigger != dsl::TriggerKind::kEvent || r.event != e.type) continue;
-        EntityState none;
-        std::vector<Value> values = FillSlots(r.slots, "", "", &none, &e, e.time);
-        if (!ev.Test(r.event_filter, values.data())) continue;
-        Status s = RunEntityRule(r, "", "", none, &e, e.time, "event:" + e.id, nlohmann::ordered_json::object());
+    if (info.entities.empty()) {
+      for (const dsl::CompiledRule* rp : event_rules[e.type_index]) {
+        const dsl::CompiledRule& r = *rp;
+        const SlotPlan& plan = rule_plans[rp - p.rules.data()];
+        ValuesGuard guard(*this, plan.access.size());
+        FillPlan(plan, EntityRef{}, &e, e.time, guard.v);
+        if (!ev.Test(r.event_filter, guard.v.data())) continue;
+        Status s = RunEntityRule(r, EntityRef{}, &e, e.time, Trigger{&e, nullptr}, nlohmann::ordered_json::object());
         if (!s.ok()) return s;
       }
     }
     return Status::Ok();
   }
 
-  Status OnEntityEvent(const Event& e, const dsl::EventInfo& info, const dsl::EntityInfo& ent, const std::string& id) {
-    EntityState& st = Entity(ent.name, id);
+  Status OnEntityEvent(const Event& e, const dsl::EventInfo& info, int table, std::string_view id) {
+    EntityRef ent = Entity(table, id);
+    EntityTable& t = *ent.t;
     // Late events are applied as of the latest time seen for the entity: decay never rewinds.
-    TimeMs at = std::max(e.time, st.last_event);
-    Status s = DecayAll(ent.name, id, st, at);
+    TimeMs at = std::max(e.time, t.last_event[ent.n]);
+    Status s = DecayAll(ent, at);
     if (!s.ok()) return s;
-    st.last_event = at;
-    if (info.updates == ent.name) {
-      for (std::size_t i = 0; i < ent.fields.size(); ++i) {
-        if (const OwnedValue* v = e.Get(ent.fields[i].name)) st.fields[i] = *v;
+    t.last_event[ent.n] = at;
+    if (info.updates == t.info->name) {
+      for (std::size_t i = 0; i < t.info->fields.size(); ++i) {
+        if (const OwnedValue* v = e.Get(t.info->fields[i].name)) t.fields[i].Put(ent.n, v->view());
       }
     }
     // Scores: event rules, then condition rules (`when ... once`).
-    const auto& idx = entity_scores[ent.name];
-    for (std::size_t k = 0; k < idx.size(); ++k) {
-      const dsl::CompiledScore& sc = p.scores[idx[k]];
-      ScoreState& ss = st.scores[k];
-      double before = ss.value;
+    for (std::size_t k = 0; k < t.score_ids.size(); ++k) {
+      const int score = t.score_ids[k];
+      const dsl::CompiledScore& sc = p.scores[score];
+      const SlotPlan& plan = score_plans[score][e.type_index];
+      double before = t.scores[k][ent.n].value;
       double delta = 0;
-      std::vector<Value> values = FillSlots(sc.slots, ent.name, id, &st, &e, at);
-      for (const auto& rule : sc.rules) {
-        if (rule.kind == dsl::ScoreRuleKind::kOnEvent && rule.event != e.type) continue;
-        if (rule.once && (ss.once_mask >> (rule.index & 63) & 1)) continue;
-        if (!ev.Test(rule.condition, values.data())) continue;
-        delta += rule.amount;
-        if (rule.once) ss.once_mask |= std::uint64_t{1} << (rule.index & 63);
+      {
+        ValuesGuard guard(*this, plan.access.size());
+        FillPlan(plan, ent, &e, at, guard.v);
+        ScoreState& ss = t.scores[k][ent.n];
+        const std::vector<int>& rule_event = score_rule_event[score];
+        for (std::size_t ri = 0; ri < sc.rules.size(); ++ri) {
+          const auto& rule = sc.rules[ri];
+          if (rule.kind == dsl::ScoreRuleKind::kOnEvent && rule_event[ri] != e.type_index) continue;
+          if (rule.once && (ss.once_mask >> (rule.index & 63) & 1)) continue;
+          if (!ev.Test(rule.condition, guard.v.data())) continue;
+          delta += rule.amount;
+          if (rule.once) ss.once_mask |= std::uint64_t{1} << (rule.index & 63);
+        }
       }
+      ScoreState& ss = t.scores[k][ent.n];
       // Any event of the entity is activity: the inactivity clock restarts.
       ss.last_activity = at;
       ss.steps_applied = 0;
       ss.as_of = at;
       if (delta != 0) {
+        before = ss.value;
         ss.value = Clamp(sc, ss.value + delta);
-        s = Crossings(ent.name, id, st, sc, before, ss.value, at, "event:" + e.id);
+        s = Crossings(ent, score, before, ss.value, at, Trigger{&e, &sc.name});
         if (!s.ok()) return s;
       }
-      ScheduleDecayTimer(ent.name, id, st, static_cast<int>(k));
+      ScheduleDecayTimer(ent, static_cast<int>(k));
     }
     // Event rules.
-    auto by_event = event_rules.find(e.type);
-    if (by_event == event_rules.end()) return JourneysOnEvent(e, ent, id, st, at);
-    for (const dsl::CompiledRule* rp : by_event->second) {
+    for (const dsl::CompiledRule* rp : event_rules[e.type_index]) {
       const dsl::CompiledRule& r = *rp;
-      if (r.entity != ent.name) continue;
-      std::vector<Value> values = FillSlots(r.slots, ent.name, id, &st, &e, at);
-      if (!ev.Test(r.event_filter, values.data())) {
-        NotFiredRule(r);
-        continue;
+      if (rule_table[rp - p.rules.data()] != table) continue;
+      const SlotPlan& plan = rule_plans[rp - p.rules.data()];
+      {
+        ValuesGuard guard(*this, plan.access.size());
+        FillPlan(plan, ent, &e, at, guard.v);
+        if (!ev.Test(r.event_filter, guard.v.data())) {
+          NotFiredRule(r);
+          continue;
+        }
       }
-      s = RunEntityRule(r, ent.name, id, st, &e, at, "event:" + e.id, nlohmann::ordered_json::object());
+      s = RunEntityRule(r, ent, &e, at, Trigger{&e, nullptr}, nlohmann::ordered_json::object());
       if (!s.ok()) return s;
     }
-    return JourneysOnEvent(e, ent, id, st, at);
+    return JourneysOnEvent(e, ent, at);
   }
 
   // ------------------------------------------------------------ journeys
 
-  Status JourneyDecision(const dsl::CompiledJourney& j, const std::string& id, TimeMs at, const std::string& trigger,
+  Status JourneyDecision(const dsl::CompiledJourney& j, std::string_view id, TimeMs at, const std::string& trigger,
                          const std::string& outcome, const std::string& reason, nlohmann::ordered_json actions = {}) {
     Decision d = NewDecision("journey", j.name, j.version, at);
     d.trigger = trigger;
@@ -693,12 +873,13 @@ struct Engine::Impl {
     return Emit(d);
   }
 
-  Status JourneysOnEvent(const Event& e, const dsl::EntityInfo& ent, const std::string& id, EntityState& st, TimeMs at) {
+  Status JourneysOnEvent(const Event& e, EntityRef ent, TimeMs at) {
+    const std::string_view id = ent.id();
     for (std::size_t ji = 0; ji < p.journeys.size(); ++ji) {
       const dsl::CompiledJourney& j = p.journeys[ji];
-      if (j.entity != ent.name) continue;
+      if (&tables[journey_table[ji]] != ent.t) continue;
       auto& instances = journeys[ji];
-      auto it = instances.find(id);
+      auto it = instances.find(ent.n);
       if (it != instances.end() && it->second.status == JourneyStatus::kWaiting) {
         const dsl::CompiledStep& step = j.steps[it->second.step];
         for (const auto& [event, target] : step.on_event) {
@@ -709,7 +890,7 @@ struct Engine::Impl {
           if (!s.ok()) return s;
           inst.status = JourneyStatus::kRunning;
           inst.step = target;
-          s = RunJourney(ji, id, st, at, "event:" + e.id);
+          s = RunJourney(ji, ent, at, "event:" + e.id);
           if (!s.ok()) return s;
           break;
         }
@@ -717,35 +898,42 @@ struct Engine::Impl {
       }
       if (j.enter_event != e.type) continue;
       if (it != instances.end() && it->second.status != JourneyStatus::kDone) continue;  // one at a time
-      std::vector<Value> values = FillSlots(j.slots, ent.name, id, &st, &e, at);
-      if (!ev.Test(j.enter_condition, values.data())) {
-        not_fired["journey:" + j.name]++;
-        continue;
+      {
+        ValuesGuard guard(*this, journey_plans[ji].access.size());
+        FillPlan(journey_plans[ji], ent, &e, at, guard.v);
+        if (!ev.Test(j.enter_condition, guard.v.data())) {
+          not_fired["journey:" + j.name]++;
+          continue;
+        }
       }
       JourneyInstance inst;
       inst.entered = at;
       inst.generation = it == instances.end() ? 1 : it->second.generation + 1;
-      instances[id] = inst;
+      instances[ent.n] = inst;
       Status s = JourneyDecision(j, id, at, "event:" + e.id, "entered", "");
       if (!s.ok()) return s;
-      s = RunJourney(ji, id, st, at, "event:" + e.id);
+      s = RunJourney(ji, ent, at, "event:" + e.id);
       if (!s.ok()) return s;
     }
     return Status::Ok();
   }
 
   // Runs a journey instance from its current step until it waits, defers or ends.
-  Status RunJourney(std::size_t ji, const std::string& id, EntityState& st, TimeMs at, const std::string& trigger) {
+  Status RunJourney(std::size_t ji, EntityRef ent, TimeMs at, const std::string& trigger) {
     const dsl::CompiledJourney& j = p.journeys[ji];
-    if (opts.track_state) dirty_journeys.emplace(ji, id);
-    JourneyInstance& inst = journeys[ji][id];
+    const std::string_view id = ent.id();
+    if (opts.track_state) dirty_journeys.emplace(ji, ent.n);
+    JourneyInstance& inst = journeys[ji][ent.n];
+    const SlotPlan& plan = journey_plans[ji];
+    ValuesGuard guard(*this, plan.access.size());
+    std::vector<Value>& values = guard.v;
     for (int guard = 0; guard < 10000; ++guard) {
       if (inst.step < 0 || inst.step >= static_cast<int>(j.steps.size())) {
         inst.status = JourneyStatus::kDone;
         return JourneyDecision(j, id, at, trigger, "completed", "");
       }
       // The exit condition is checked before every step.
-      std::vector<Value> values = FillSlots(j.slots, j.entity, id, &st, nullptr, at);
+      FillPlan(plan, ent, nullptr, at, values);
       if (!j.exit_condition.empty() && ev.Test(j.exit_condition, values.data())) {
         inst.status = JourneyStatus::kDone;
         inst.generation++;
@@ -758,11 +946,10 @@ struct Engine::Impl {
           if (is_message && j.quiet_start_minute >= 0) {
             std::string zone = j.quiet_timezone;
             if (!j.quiet_timezone_field.empty()) {
-              const dsl::EntityInfo* info = p.FindEntity(j.entity);
-              for (std::size_t i = 0; i < info->fields.size(); ++i) {
-                if (info->fields[i].name == j.quiet_timezone_field && st.fields[i].kind == Value::Kind::kText) {
-                  zone = st.fields[i].text;
-                }
+              int f = ent.t->FieldIndex(j.quiet_timezone_field);
+              if (f >= 0) {
+                Value z = ent.t->fields[f].Get(ent.n);
+                if (z.kind == Value::Kind::kText) zone = std::string(z.text);
               }
             }
             if (zone.empty()) zone = "UTC";
@@ -773,7 +960,8 @@ struct Engine::Impl {
               inst.status = JourneyStatus::kDeferred;
               inst.resume_at = release;
               inst.generation++;
-              timers.push({release, timer_seq++, TimerKind::kJourney, static_cast<int>(ji), j.entity, id, inst.generation});
+              timers.push({release, timer_seq++, TimerKind::kJourney, static_cast<int>(ji), journey_table[ji], ent.n,
+                           inst.generation});
               nlohmann::ordered_json none = nlohmann::ordered_json::array();
               return JourneyDecision(j, id, at, trigger, "deferred",
                                      "quiet hours in " + zone + " until " + FormatTime(release), none);
@@ -790,9 +978,9 @@ struct Engine::Impl {
               break;
             }
           }
-          std::vector<Value> vals = FillSlots(j.slots, j.entity, id, &st, nullptr, at);
+          FillPlan(plan, ent, nullptr, at, values);
           nlohmann::ordered_json actions = nlohmann::ordered_json::array();
-          actions.push_back(Intend(step.action, j.slots, vals, j.entity, id, j.meta.mode));
+          actions.push_back(Intend(step.action, j.slots, values, j.entity, id, j.meta.mode));
           Status s = JourneyDecision(j, id, at, trigger, "step", step.name, actions);
           if (!s.ok()) return s;
           if (is_message) inst.sends.push_back(at);
@@ -803,7 +991,8 @@ struct Engine::Impl {
           inst.status = JourneyStatus::kWaiting;
           inst.wait_until = at + step.wait_seconds * kSecond;
           inst.generation++;
-          timers.push({inst.wait_until, timer_seq++, TimerKind::kJourney, static_cast<int>(ji), j.entity, id, inst.generation});
+          timers.push({inst.wait_until, timer_seq++, TimerKind::kJourney, static_cast<int>(ji), journey_table[ji], ent.n,
+                       inst.generation});
           std::string what = "until " + FormatTime(inst.wait_until);
           if (!step.on_event.empty()) {
             what = "for";
@@ -826,22 +1015,23 @@ struct Engine::Impl {
 
   Status JourneyTimer(const Timer& t) {
     auto& instances = journeys[t.unit];
-    auto it = instances.find(t.entity_id);
+    auto it = instances.find(t.entity);
     if (it == instances.end() || it->second.generation != t.generation) return Status::Ok();  // superseded
     JourneyInstance& inst = it->second;
     const dsl::CompiledJourney& j = p.journeys[t.unit];
-    EntityState& st = Entity(j.entity, t.entity_id);
-    Status s = DecayAll(j.entity, t.entity_id, st, t.at);
+    EntityRef ent{&tables[t.table], t.entity};
+    MarkDirty(ent);
+    Status s = DecayAll(ent, t.at);
     if (!s.ok()) return s;
     if (inst.status == JourneyStatus::kWaiting) {
       const dsl::CompiledStep& step = j.steps[inst.step];
-      s = JourneyDecision(j, t.entity_id, t.at, "timer:wait", "timeout", "");
+      s = JourneyDecision(j, ent.id(), t.at, "timer:wait", "timeout", "");
       if (!s.ok()) return s;
       inst.step = step.on_timeout >= 0 ? step.on_timeout : step.next;
     }
     std::string trigger = inst.status == JourneyStatus::kDeferred ? "timer:quiet_hours" : "timer:wait";
     inst.status = JourneyStatus::kRunning;
-    return RunJourney(t.unit, t.entity_id, st, t.at, trigger);
+    return RunJourney(t.unit, ent, t.at, trigger);
   }
 
   // ------------------------------------------------------------ time
@@ -851,15 +1041,13 @@ struct Engine::Impl {
       Timer tm = timers.top();
       timers.pop();
       if (tm.kind == TimerKind::kDecay) {
-        auto& map = entities[tm.entity_type];
-        auto it = map.find(tm.entity_id);
-        if (it == map.end()) continue;
-        EntityState& st = it->second;
-        if (st.scores[tm.unit].timer_at != tm.at) continue;  // superseded by later activity
-        st.scores[tm.unit].timer_at = -1;
-        Status s = Decay(tm.entity_type, tm.entity_id, st, tm.unit, tm.at);
+        EntityRef ent{&tables[tm.table], tm.entity};
+        ScoreState& sc = ent.t->scores[tm.unit][ent.n];
+        if (sc.timer_at != tm.at) continue;  // superseded by later activity
+        sc.timer_at = -1;
+        Status s = Decay(ent, tm.unit, tm.at);
         if (!s.ok()) return s;
-        ScheduleDecayTimer(tm.entity_type, tm.entity_id, st, tm.unit);
+        ScheduleDecayTimer(ent, tm.unit);
       } else {
         Status s = JourneyTimer(tm);
         if (!s.ok()) return s;

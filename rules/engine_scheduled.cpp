@@ -363,7 +363,7 @@ Status Engine::Impl::RunScheduledRule(const dsl::CompiledRule& r, TimeMs at) {
       d.reason = ModeName(r.meta.mode);
       for (const auto& a : r.actions) d.actions.push_back(Intend(a, r.slots, values, table->name, key, r.meta.mode));
       h.fired++;
-      Fired(r.name, key, at);
+      Fired(r.name, r.meta, key, at);
     }
     Status s = Emit(d);
     if (!s.ok()) return s;
@@ -450,7 +450,7 @@ Status Engine::Impl::RunReallocation(const dsl::CompiledRule& r, const dsl::Tabl
     d.actions.push_back(a);
   }
   Health("rule:" + r.name).fired++;
-  Fired(r.name, "*", at);
+  Fired(r.name, r.meta, "*", at);
   return Emit(d);
 }
 

@@ -30,33 +30,37 @@ OwnedValue ValueFrom(const nlohmann::json& j) {
 Status Engine::Impl::Checkpoint(StateSink& sink) {
   if (!opts.track_state) return Status::Internal("checkpoint needs EngineOptions::track_state");
   MergeCounters();
-  for (const auto& [type, id] : dirty_entities) {
-    auto& map = entities[type];
-    auto it = map.find(id);
-    if (it == map.end()) continue;
-    EntityState& st = it->second;
-    st.dirty = false;
-    nlohmann::json j;
-    j["last_event"] = st.last_event;
-    j["fields"] = nlohmann::json::array();
-    for (const auto& f : st.fields) j["fields"].push_back(ValueJson(f));
-    j["scores"] = nlohmann::json::array();
-    for (const auto& sc : st.scores) {
-      j["scores"].push_back({{"value", sc.value}, {"as_of", sc.as_of}, {"last_activity", sc.last_activity},
-                             {"steps", sc.steps_applied}, {"once", sc.once_mask}});
+  for (EntityTable& t : tables) {
+    for (std::uint32_t n : t.dirty_list) {
+      t.dirty[n] = 0;
+      nlohmann::json j;
+      j["last_event"] = t.last_event[n];
+      j["fields"] = nlohmann::json::array();
+      for (const auto& f : t.fields) j["fields"].push_back(ValueJson(OwnedValue::From(f.Get(n))));
+      j["scores"] = nlohmann::json::array();
+      for (const auto& column : t.scores) {
+        const ScoreState& sc = column[n];
+        j["scores"].push_back({{"value", sc.value}, {"as_of", sc.as_of}, {"last_activity", sc.last_activity},
+                               {"steps", sc.steps_applied}, {"once", sc.once_mask}});
+      }
+      Status s = sink.Put("entity", t.info->name, std::string(t.id(n)), j);
+      if (!s.ok()) return s;
     }
-    Status s = sink.Put("entity", type, id, j);
-    if (!s.ok()) return s;
+    t.dirty_list.clear();
   }
-  for (const auto& [ji, id] : dirty_journeys) {
-    auto it = journeys[ji].find(id);
+  for (const auto& [ji, n] : dirty_journeys) {
+    auto it = journeys[ji].find(n);
     if (it == journeys[ji].end()) continue;
     const JourneyInstance& in = it->second;
     nlohmann::json j = {{"step", in.step},         {"status", static_cast<int>(in.status)},
                         {"entered", in.entered},   {"wait_until", in.wait_until},
                         {"resume_at", in.resume_at}, {"generation", in.generation},
                         {"sends", in.sends},         {"version", p.journeys[ji].version}};
-    Status s = sink.Put("journey", p.journeys[ji].name, id, j);
+    Status s = sink.Put("journey", p.journeys[ji].name, std::string(tables[journey_table[ji]].id(n)), j);
+    if (!s.ok()) return s;
+  }
+  for (const auto& [rule, entity] : dirty_cooldowns) {
+    Status s = sink.Put("cooldown", rule, entity, last_fired[rule][entity]);
     if (!s.ok()) return s;
   }
   for (const auto& [name, key] : dirty_alerts) {
@@ -79,18 +83,13 @@ Status Engine::Impl::Checkpoint(StateSink& sink) {
   meta["now"] = self.now_;
   meta["duplicates"] = self.duplicates_;
   meta["next_tick"] = next_tick;
-  nlohmann::json lf = nlohmann::json::object();
-  for (const auto& [rule, m] : last_fired) {
-    for (const auto& [entity, t] : m) lf[rule][entity] = t;
-  }
-  meta["last_fired"] = lf;
   meta["fire_times"] = fire_times;
   meta["not_fired"] = not_fired;
   Status s = sink.Put("meta", "engine", "state", meta);
   if (!s.ok()) return s;
-  dirty_entities.clear();
   dirty_journeys.clear();
   dirty_alerts.clear();
+  dirty_cooldowns.clear();
   new_event_ids.clear();
   return Status::Ok();
 }
@@ -103,15 +102,19 @@ Status Engine::Impl::Restore(const StateSource& source) {
                                 const nlohmann::json& j) -> Status {
     try {
       if (kind == "entity") {
-        const dsl::EntityInfo* info = p.FindEntity(name);
-        if (!info) return Status::Ok();  // an entity type the new program no longer declares
-        EntityState& st = Entity(name, key);
-        st.last_event = j.at("last_event").get<TimeMs>();
+        int ti = TableIndex(name);
+        if (ti < 0) return Status::Ok();  // an entity type the new program no longer declares
+        EntityRef e{&tables[ti], tables[ti].Intern(key)};
+        EntityTable& t = *e.t;
+        t.last_event[e.n] = j.at("last_event").get<TimeMs>();
         const auto& fields = j.at("fields");
-        for (std::size_t i = 0; i < st.fields.size() && i < fields.size(); ++i) st.fields[i] = ValueFrom(fields[i]);
+        for (std::size_t i = 0; i < t.fields.size() && i < fields.size(); ++i) {
+          OwnedValue v = ValueFrom(fields[i]);
+          t.fields[i].Put(e.n, v.view());
+        }
         const auto& scores = j.at("scores");
-        for (std::size_t i = 0; i < st.scores.size() && i < scores.size(); ++i) {
-          ScoreState& sc = st.scores[i];
+        for (std::size_t i = 0; i < t.scores.size() && i < scores.size(); ++i) {
+          ScoreState& sc = t.scores[i][e.n];
           sc.value = scores[i].at("value").get<double>();
           sc.as_of = scores[i].at("as_of").get<TimeMs>();
           sc.last_activity = scores[i].at("last_activity").get<TimeMs>();
@@ -147,21 +150,26 @@ Status Engine::Impl::Restore(const StateSource& source) {
           if (!keeps) in.status = JourneyStatus::kDone;
           migrations.emplace_back(std::move(d), std::make_pair(it->second, key));
         }
-        journeys[it->second][key] = in;
+        const std::uint32_t n = tables[journey_table[it->second]].Intern(key);
+        journeys[it->second][n] = in;
       } else if (kind == "alert") {
         AlertEntity a;
         a.state = static_cast<AlertState>(j.at("state").get<int>());
         a.since = j.at("since").get<TimeMs>();
         a.last_notified = j.at("last_notified").get<TimeMs>();
         alert_states[name][key] = a;
+      } else if (kind == "cooldown") {
+        last_fired[name][key] = j.get<TimeMs>();
       } else if (kind == "event") {
-        seen_events.insert(key);
+        seen_events.Insert(key);
       } else if (kind == "meta" && name == "engine") {
         self.now_ = j.at("now").get<TimeMs>();
         self.duplicates_ = j.at("duplicates").get<std::int64_t>();
         next_tick = j.at("next_tick").get<std::map<std::string, TimeMs>>();
-        for (const auto& [rule, m] : j.at("last_fired").items()) {
-          for (const auto& [entity, t] : m.items()) last_fired[rule][entity] = t.get<TimeMs>();
+        if (j.contains("last_fired")) {  // state written before cooldowns had rows of their own
+          for (const auto& [rule, m] : j.at("last_fired").items()) {
+            for (const auto& [entity, t] : m.items()) last_fired[rule][entity] = t.get<TimeMs>();
+          }
         }
         fire_times = j.at("fire_times").get<std::map<std::string, std::vector<TimeMs>>>();
         not_fired = j.at("not_fired").get<std::map<std::string, std::int64_t>>();
@@ -173,38 +181,40 @@ Status Engine::Impl::Restore(const StateSource& source) {
   });
   if (!s.ok()) return s;
   // Rebuild the timers from the state: decay crossings and journey waits and deferrals.
-  for (auto& [type, map] : entities) {
-    for (auto& [id, st] : map) {
-      for (std::size_t i = 0; i < st.scores.size(); ++i) {
-        st.scores[i].timer_at = -1;
-        ScheduleDecayTimer(type, id, st, static_cast<int>(i));
+  for (EntityTable& t : tables) {
+    const int ti = static_cast<int>(&t - tables.data());
+    for (std::uint32_t n = 0; n < t.size(); ++n) {
+      for (std::size_t k = 0; k < t.scores.size(); ++k) {
+        t.scores[k][n].timer_at = -1;
+        ScheduleDecayTimer(EntityRef{&tables[ti], n}, static_cast<int>(k));
       }
     }
   }
   for (std::size_t ji = 0; ji < journeys.size(); ++ji) {
-    for (auto& [id, in] : journeys[ji]) {
+    for (auto& [n, in] : journeys[ji]) {
       if (in.status == JourneyStatus::kWaiting) {
-        timers.push({in.wait_until, timer_seq++, TimerKind::kJourney, static_cast<int>(ji), p.journeys[ji].entity, id,
+        timers.push({in.wait_until, timer_seq++, TimerKind::kJourney, static_cast<int>(ji), journey_table[ji], n,
                      in.generation});
       } else if (in.status == JourneyStatus::kDeferred) {
-        timers.push({in.resume_at, timer_seq++, TimerKind::kJourney, static_cast<int>(ji), p.journeys[ji].entity, id,
+        timers.push({in.resume_at, timer_seq++, TimerKind::kJourney, static_cast<int>(ji), journey_table[ji], n,
                      in.generation});
       }
     }
   }
   // Nothing restored is "changed", except instances migrated to a new journey version.
-  for (auto& [type, map] : entities) {
-    for (auto& [id, st] : map) st.dirty = false;
+  for (EntityTable& t : tables) {
+    std::fill(t.dirty.begin(), t.dirty.end(), 0);
+    t.dirty_list.clear();
   }
-  dirty_entities.clear();
   dirty_journeys.clear();
   dirty_alerts.clear();
+  dirty_cooldowns.clear();
   new_event_ids.clear();
   for (auto& [d, instance] : migrations) {
     d.event_time = self.now_;
     Status e = Emit(d);
     if (!e.ok()) return e;
-    dirty_journeys.insert(instance);
+    dirty_journeys.insert({instance.first, tables[journey_table[instance.first]].ids.Find(instance.second)});
   }
   return Status::Ok();
 }

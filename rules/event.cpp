@@ -88,6 +88,7 @@ Status ParseEvent(const dsl::Program& program, std::string_view text, Event& out
   }
   out = Event();
   out.type = info->name;
+  out.type_index = static_cast<int>(info - program.events.data());
   out.id = id->get<std::string>();
   out.time = t;
   for (const auto& f : info->fields) {
@@ -105,6 +106,26 @@ Status ParseEvent(const dsl::Program& program, std::string_view text, Event& out
     for (const auto& f : info->fields) known |= f.name == k;
     if (!known) return Status::InvalidArgument("unknown field `" + k + "` for event `" + info->name + "`");
   }
+  return Status::Ok();
+}
+
+Status NormalizeEvent(const dsl::Program& program, Event& e) {
+  const dsl::EventInfo* info = program.FindEvent(e.type);
+  if (!info) return Status::InvalidArgument("unknown event type `" + e.type + "`");
+  std::vector<std::pair<std::string, OwnedValue>> ordered;
+  ordered.reserve(info->fields.size());
+  for (const auto& f : info->fields) {
+    const OwnedValue* v = e.Get(f.name);
+    if (!v) return Status::InvalidArgument("missing field `" + f.name + "`");
+    ordered.emplace_back(f.name, *v);
+  }
+  for (const auto& [name, v] : e.fields) {
+    bool known = false;
+    for (const auto& f : info->fields) known |= f.name == name;
+    if (!known) return Status::InvalidArgument("unknown field `" + name + "` for event `" + info->name + "`");
+  }
+  e.fields = std::move(ordered);
+  e.type_index = static_cast<int>(info - program.events.data());
   return Status::Ok();
 }
 

@@ -49,6 +49,9 @@ struct Event {
   std::string id;
   TimeMs time = 0;
   std::vector<std::pair<std::string, OwnedValue>> fields;
+  // Set by ParseEvent and NormalizeEvent: the type's index in Program::events, with `fields`
+  // in the declaration's order (so the engine reads field i by position). -1: not normalized.
+  int type_index = -1;
 
   const OwnedValue* Get(std::string_view name) const {
     for (const auto& [n, v] : fields) {
@@ -61,5 +64,10 @@ struct Event {
 // Parses and validates one JSON event. On failure, the Status message is the reason in the
 // sender's words ("field `page` must be text, got a number").
 Status ParseEvent(const dsl::Program& program, std::string_view json, Event& out);
+
+// For events built in code (tests, tools): checks the type and fields like ParseEvent (every
+// declared field present with the declared kind, no unknown field), puts the fields in
+// declaration order and sets type_index.
+Status NormalizeEvent(const dsl::Program& program, Event& e);
 
 }  // namespace gavel::rules

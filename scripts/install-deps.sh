@@ -7,7 +7,7 @@ pkgs=(
   libboost1.81-dev
   libsqlite3-dev sqlite3 libcurl4-openssl-dev libssl-dev
   libcpp-httplib-dev nlohmann-json3-dev libspdlog-dev libfmt-dev
-  catch2 libhowardhinnant-date-dev tzdata
+  catch2 libhowardhinnant-date-dev tzdata libxxhash-dev libsimdjson-dev
   clang-14 libclang-rt-14-dev
 )
 missing=()
