@@ -57,7 +57,7 @@ double Engine::ScoreOf(const std::string& entity_type, const std::string& id, co
   int k = Impl::ScorePosition(im.p, *e.t, score);
   if (k < 0) return 0;
   im.Decay(e, k, now_);
-  return e.t->scores[k][e.n].value;
+  return e.t->score(k, e.n).value;
 }
 
 std::string Engine::DescribeEntity(const std::string& entity_type, const std::string& id) const {
@@ -69,7 +69,7 @@ std::string Engine::DescribeEntity(const std::string& entity_type, const std::st
     j["fields"][e.t->info->fields[i].name] = ToJsonValue(e.t->fields[i].Get(e.n));
   }
   for (std::size_t k = 0; k < e.t->score_ids.size(); ++k) {
-    j["scores"][im.p.scores[e.t->score_ids[k]].name] = e.t->scores[k][e.n].value;
+    j["scores"][im.p.scores[e.t->score_ids[k]].name] = e.t->score(k, e.n).value;
   }
   return j.dump();
 }

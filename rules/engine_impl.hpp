@@ -164,6 +164,7 @@ struct Engine::Impl {
   struct EventRoute {
     int table;
     int key_field;
+    bool updates;  // the event updates this entity's fields (`updates <entity>`)
   };
   std::vector<std::vector<EventRoute>> event_routes;
   // Slot plans: scores per event type, rules and journeys by index.
@@ -231,7 +232,7 @@ struct Engine::Impl {
         for (std::size_t f = 0; f < p.events[ei].fields.size(); ++f) {
           if (p.events[ei].fields[f].name == p.entities[t].key) key = static_cast<int>(f);
         }
-        event_routes[ei].push_back({t, key});
+        event_routes[ei].push_back({t, key, p.events[ei].updates == p.entities[t].name});
       }
     }
     score_plans.resize(p.scores.size());
@@ -348,8 +349,8 @@ struct Engine::Impl {
   // ------------------------------------------------------------ entities and scores
 
   void MarkDirty(EntityRef e) {
-    if (!opts.track_state || !e.t || e.t->dirty[e.n]) return;
-    e.t->dirty[e.n] = 1;
+    if (!opts.track_state || !e.t || e.t->rows[e.n].dirty) return;
+    e.t->rows[e.n].dirty = 1;
     e.t->dirty_list.push_back(e.n);
   }
 
@@ -363,8 +364,8 @@ struct Engine::Impl {
   EntityRef FindEntity(std::string_view type, std::string_view id) {
     int t = TableIndex(type);
     if (t < 0) return {};
-    std::uint32_t n = tables[t].ids.Find(id);
-    if (n == IdTable::kNone) return {};
+    std::uint32_t n = tables[t].Find(id);
+    if (n == EntityTable::kNone) return {};
     return {&tables[t], n};
   }
 
@@ -381,7 +382,7 @@ struct Engine::Impl {
   Status Decay(EntityRef e, int slot, TimeMs t) {
     const int score = e.t->score_ids[slot];
     const dsl::CompiledScore& s = p.scores[score];
-    ScoreState& sc = e.t->scores[slot][e.n];
+    ScoreState& sc = e.t->score(slot, e.n);
     if (sc.last_activity < 0 || t <= sc.as_of) return Status::Ok();
     MarkDirty(e);
     if (s.decay == dsl::DecayKind::kInactivity && s.decay_seconds > 0) {
@@ -424,7 +425,7 @@ struct Engine::Impl {
         Status st2 = FireCrossing(*r, e, s, before, v, at, Trigger{nullptr, &s.name});
         if (!st2.ok()) return st2;
       }
-      ScoreState& sc2 = e.t->scores[slot][e.n];
+      ScoreState& sc2 = e.t->score(slot, e.n);
       sc2.value = Clamp(s, before * std::exp2(-static_cast<double>(t - from) / h));
       sc2.as_of = t;
     } else {
@@ -445,7 +446,7 @@ struct Engine::Impl {
   void ScheduleDecayTimer(EntityRef e, int slot) {
     const int score = e.t->score_ids[slot];
     const dsl::CompiledScore& s = p.scores[score];
-    ScoreState& sc = e.t->scores[slot][e.n];
+    ScoreState& sc = e.t->score(slot, e.n);
     if (s.decay == dsl::DecayKind::kNone || s.decay_seconds <= 0 || sc.last_activity < 0) return;
     TimeMs best = -1;
     for (const auto* r : CrossingRules(score)) {
@@ -518,7 +519,7 @@ struct Engine::Impl {
         case SlotKind::kScore:
           if (e.t && a.index >= 0) {
             Decay(e, a.index, now);
-            v = Value::Number(e.t->scores[a.index][e.n].value);
+            v = Value::Number(e.t->score(a.index, e.n).value);
           }
           break;
         default:
@@ -548,11 +549,12 @@ struct Engine::Impl {
     }
   }
 
-  nlohmann::ordered_json Evidence(const std::vector<dsl::SlotRef>& slots, const std::vector<Value>& values) {
-    nlohmann::ordered_json j = nlohmann::ordered_json::object();
+  // Adds the values a unit read to `j` (an object), one key per slot, in slot order.
+  static void AddEvidence(nlohmann::ordered_json& j, const std::vector<dsl::SlotRef>& slots,
+                          const std::vector<Value>& values) {
+    std::string name;
     for (std::size_t i = 0; i < slots.size(); ++i) {
       const auto& s = slots[i];
-      std::string name;
       switch (s.kind) {
         case SlotKind::kEntityField: name = "entity." + s.name; break;
         case SlotKind::kEntityKey: name = "entity.key"; break;
@@ -566,6 +568,10 @@ struct Engine::Impl {
       }
       j[name] = ToJsonValue(values[i]);
     }
+  }
+  static nlohmann::ordered_json Evidence(const std::vector<dsl::SlotRef>& slots, const std::vector<Value>& values) {
+    nlohmann::ordered_json j = nlohmann::ordered_json::object();
+    AddEvidence(j, slots, values);
     return j;
   }
 
@@ -709,7 +715,8 @@ struct Engine::Impl {
     d.entity_type = e.type();
     d.entity_id = e.id();
     d.evidence = std::move(head);
-    MergeInto(d.evidence, Evidence(r.slots, values));
+    if (!d.evidence.is_object()) d.evidence = nlohmann::ordered_json::object();
+    AddEvidence(d.evidence, r.slots, values);
     std::string skip = Throttle(r.name, r.meta, e.id(), at, d.evidence);
     if (!skip.empty()) {
       d.outcome = "skipped";
@@ -775,7 +782,7 @@ struct Engine::Impl {
       if (route.key_field < 0) continue;
       const OwnedValue& key = e.fields[route.key_field].second;
       if (key.kind != Value::Kind::kText || key.text.empty()) continue;
-      Status s = OnEntityEvent(e, info, route.table, key.text);
+      Status s = OnEntityEvent(e, route, key.text);
       if (!s.ok()) return s;
     }
     // Event rules on events that belong to no entity.
@@ -793,15 +800,16 @@ struct Engine::Impl {
     return Status::Ok();
   }
 
-  Status OnEntityEvent(const Event& e, const dsl::EventInfo& info, int table, std::string_view id) {
+  Status OnEntityEvent(const Event& e, const EventRoute& route, std::string_view id) {
+    const int table = route.table;
     EntityRef ent = Entity(table, id);
     EntityTable& t = *ent.t;
     // Late events are applied as of the latest time seen for the entity: decay never rewinds.
-    TimeMs at = std::max(e.time, t.last_event[ent.n]);
+    TimeMs at = std::max(e.time, t.rows[ent.n].last_event);
     Status s = DecayAll(ent, at);
     if (!s.ok()) return s;
-    t.last_event[ent.n] = at;
-    if (info.updates == t.info->name) {
+    t.rows[ent.n].last_event = at;
+    if (route.updates) {
       for (std::size_t i = 0; i < t.info->fields.size(); ++i) {
         if (const OwnedValue* v = e.Get(t.info->fields[i].name)) t.fields[i].Put(ent.n, v->view());
       }
@@ -811,12 +819,12 @@ struct Engine::Impl {
       const int score = t.score_ids[k];
       const dsl::CompiledScore& sc = p.scores[score];
       const SlotPlan& plan = score_plans[score][e.type_index];
-      double before = t.scores[k][ent.n].value;
+      double before = t.score(k, ent.n).value;
       double delta = 0;
       {
         ValuesGuard guard(*this, plan.access.size());
         FillPlan(plan, ent, &e, at, guard.v);
-        ScoreState& ss = t.scores[k][ent.n];
+        ScoreState& ss = t.score(k, ent.n);
         const std::vector<int>& rule_event = score_rule_event[score];
         for (std::size_t ri = 0; ri < sc.rules.size(); ++ri) {
           const auto& rule = sc.rules[ri];
@@ -827,7 +835,7 @@ struct Engine::Impl {
           if (rule.once) ss.once_mask |= std::uint64_t{1} << (rule.index & 63);
         }
       }
-      ScoreState& ss = t.scores[k][ent.n];
+      ScoreState& ss = t.score(k, ent.n);
       // Any event of the entity is activity: the inactivity clock restarts.
       ss.last_activity = at;
       ss.steps_applied = 0;
@@ -1042,7 +1050,7 @@ struct Engine::Impl {
       timers.pop();
       if (tm.kind == TimerKind::kDecay) {
         EntityRef ent{&tables[tm.table], tm.entity};
-        ScoreState& sc = ent.t->scores[tm.unit][ent.n];
+        ScoreState& sc = ent.t->score(tm.unit, ent.n);
         if (sc.timer_at != tm.at) continue;  // superseded by later activity
         sc.timer_at = -1;
         Status s = Decay(ent, tm.unit, tm.at);

@@ -303,9 +303,15 @@ Status Engine::Impl::RunScheduledRule(const dsl::CompiledRule& r, TimeMs at) {
     std::vector<std::string> keep;
     RunLets(r.lets, r.slots, values, keep);
     bool plain = ev.Test(r.condition, values.data());
+    // The evidence is built only for rows that make a record: the common row does not fire
+    // and is only counted (unless every evaluation is logged).
+    if (!plain && !r.confidence && !opts.log_every_evaluation) {
+      NotFiredRule(r);
+      continue;
+    }
     nlohmann::ordered_json evidence;
     evidence["window"] = window;
-    MergeInto(evidence, Evidence(r.slots, values));
+    AddEvidence(evidence, r.slots, values);
     bool act = plain;
     if (r.confidence) {
       // With a confidence test, the test alone decides (it handles zero conversions, where the
@@ -547,7 +553,7 @@ Status Engine::Impl::RunAlert(const dsl::CompiledAlert& a, TimeMs at) {
     nlohmann::ordered_json evidence;
     evidence["window"] = {{"from", data.bounds.empty() ? "" : data.bounds[0].from},
                           {"to", data.bounds.empty() ? "" : data.bounds[0].to}};
-    MergeInto(evidence, Evidence(a.slots, values));
+    AddEvidence(evidence, a.slots, values);
     if (!tests.empty()) evidence["baseline"] = tests;
     auto transition = [&](const std::string& reason) {
       Decision d = NewDecision("alert", a.name, a.version, at);

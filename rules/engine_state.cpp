@@ -32,14 +32,14 @@ Status Engine::Impl::Checkpoint(StateSink& sink) {
   MergeCounters();
   for (EntityTable& t : tables) {
     for (std::uint32_t n : t.dirty_list) {
-      t.dirty[n] = 0;
+      t.rows[n].dirty = 0;
       nlohmann::json j;
-      j["last_event"] = t.last_event[n];
+      j["last_event"] = t.rows[n].last_event;
       j["fields"] = nlohmann::json::array();
       for (const auto& f : t.fields) j["fields"].push_back(ValueJson(OwnedValue::From(f.Get(n))));
       j["scores"] = nlohmann::json::array();
-      for (const auto& column : t.scores) {
-        const ScoreState& sc = column[n];
+      for (std::size_t k = 0; k < t.nscores(); ++k) {
+        const ScoreState& sc = t.score(k, n);
         j["scores"].push_back({{"value", sc.value}, {"as_of", sc.as_of}, {"last_activity", sc.last_activity},
                                {"steps", sc.steps_applied}, {"once", sc.once_mask}});
       }
@@ -106,15 +106,15 @@ Status Engine::Impl::Restore(const StateSource& source) {
         if (ti < 0) return Status::Ok();  // an entity type the new program no longer declares
         EntityRef e{&tables[ti], tables[ti].Intern(key)};
         EntityTable& t = *e.t;
-        t.last_event[e.n] = j.at("last_event").get<TimeMs>();
+        t.rows[e.n].last_event = j.at("last_event").get<TimeMs>();
         const auto& fields = j.at("fields");
         for (std::size_t i = 0; i < t.fields.size() && i < fields.size(); ++i) {
           OwnedValue v = ValueFrom(fields[i]);
           t.fields[i].Put(e.n, v.view());
         }
         const auto& scores = j.at("scores");
-        for (std::size_t i = 0; i < t.scores.size() && i < scores.size(); ++i) {
-          ScoreState& sc = t.scores[i][e.n];
+        for (std::size_t i = 0; i < t.nscores() && i < scores.size(); ++i) {
+          ScoreState& sc = t.score(i, e.n);
           sc.value = scores[i].at("value").get<double>();
           sc.as_of = scores[i].at("as_of").get<TimeMs>();
           sc.last_activity = scores[i].at("last_activity").get<TimeMs>();
@@ -184,8 +184,8 @@ Status Engine::Impl::Restore(const StateSource& source) {
   for (EntityTable& t : tables) {
     const int ti = static_cast<int>(&t - tables.data());
     for (std::uint32_t n = 0; n < t.size(); ++n) {
-      for (std::size_t k = 0; k < t.scores.size(); ++k) {
-        t.scores[k][n].timer_at = -1;
+      for (std::size_t k = 0; k < t.nscores(); ++k) {
+        t.score(k, n).timer_at = -1;
         ScheduleDecayTimer(EntityRef{&tables[ti], n}, static_cast<int>(k));
       }
     }
@@ -203,7 +203,7 @@ Status Engine::Impl::Restore(const StateSource& source) {
   }
   // Nothing restored is "changed", except instances migrated to a new journey version.
   for (EntityTable& t : tables) {
-    std::fill(t.dirty.begin(), t.dirty.end(), 0);
+    for (EntityHeader& h : t.rows) h.dirty = 0;
     t.dirty_list.clear();
   }
   dirty_journeys.clear();
@@ -214,7 +214,7 @@ Status Engine::Impl::Restore(const StateSource& source) {
     d.event_time = self.now_;
     Status e = Emit(d);
     if (!e.ok()) return e;
-    dirty_journeys.insert({instance.first, tables[journey_table[instance.first]].ids.Find(instance.second)});
+    dirty_journeys.insert({instance.first, tables[journey_table[instance.first]].Find(instance.second)});
   }
   return Status::Ok();
 }

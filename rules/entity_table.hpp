@@ -1,16 +1,15 @@
 // Internal to rules/: the engine's dense per-entity storage, built for millions of entities.
 //
-//   IdTable      interns entity ids: id text <-> a dense number 0, 1, 2, ... (open addressing
-//                over 8-byte slots, ids packed in one buffer). About 20 bytes per id plus the
-//                id's own bytes.
 //   SeenIds      the set of event ids already applied (duplicate detection), stored as 128-bit
 //                XXH3 hashes in an open-addressing table: 16 bytes per id at most 75% full, so
 //                21-43 bytes per event. Two different ids share a hash with probability about
 //                n^2 / 2^129 (below 1e-20 for ten billion events), which we accept instead of
 //                keeping every id's text.
-//   EntityTable  one entity type: its ids, and its state in columns indexed by entity number
-//                (entity fields, scores, the last event time, a dirty mark for checkpoints),
-//                so that one lead costs about 120 bytes instead of a hash-map node per lead.
+//   EntityTable  one entity type: its ids interned to dense numbers 0, 1, 2, ... (open
+//                addressing over 8-byte slots; short ids inline in the entity's header), and
+//                its state indexed by entity number: a 32-byte header (last event, dirty mark,
+//                id), the scores row by row, and entity fields in columns. One lead with one
+//                score and one text field costs about 150 bytes instead of hash-map nodes.
 //
 // Not thread-safe: owned by one Engine, used by one thread at a time.
 #pragma once
@@ -31,76 +30,6 @@
 namespace gavel::rules::engine_detail {
 
 inline std::uint64_t HashId(std::string_view s) { return XXH3_64bits(s.data(), s.size()); }
-
-class IdTable {
- public:
-  static constexpr std::uint32_t kNone = 0xffffffffu;
-
-  std::uint32_t Find(std::string_view id) const {
-    if (slots_.empty()) return kNone;
-    const std::uint64_t h = HashId(id);
-    const std::uint32_t tag = static_cast<std::uint32_t>(h >> 32);
-    for (std::size_t i = h & mask_;; i = (i + 1) & mask_) {
-      const std::uint64_t s = slots_[i];
-      if (s == 0) return kNone;
-      if (static_cast<std::uint32_t>(s >> 32) == tag) {
-        const std::uint32_t n = static_cast<std::uint32_t>(s) - 1;
-        if (Get(n) == id) return n;
-      }
-    }
-  }
-
-  // The number of `id`, adding it if new (`added` tells).
-  std::uint32_t Intern(std::string_view id, bool& added) {
-    if ((ends_.size() + 1) * 4 >= slots_.size() * 3) Grow();
-    const std::uint64_t h = HashId(id);
-    const std::uint32_t tag = static_cast<std::uint32_t>(h >> 32);
-    std::size_t i = h & mask_;
-    for (;; i = (i + 1) & mask_) {
-      const std::uint64_t s = slots_[i];
-      if (s == 0) break;
-      if (static_cast<std::uint32_t>(s >> 32) == tag) {
-        const std::uint32_t n = static_cast<std::uint32_t>(s) - 1;
-        if (Get(n) == id) {
-          added = false;
-          return n;
-        }
-      }
-    }
-    const auto n = static_cast<std::uint32_t>(ends_.size());
-    blob_.append(id);
-    ends_.push_back(static_cast<std::uint64_t>(blob_.size()));
-    slots_[i] = (static_cast<std::uint64_t>(tag) << 32) | (n + 1);
-    added = true;
-    return n;
-  }
-
-  std::string_view Get(std::uint32_t n) const {
-    const std::uint64_t begin = n == 0 ? 0 : ends_[n - 1];
-    return std::string_view(blob_).substr(begin, ends_[n] - begin);
-  }
-  std::size_t size() const { return ends_.size(); }
-
- private:
-  void Grow() {
-    std::size_t cap = slots_.empty() ? 64 : slots_.size() * 2;
-    std::vector<std::uint64_t> next(cap, 0);
-    const std::size_t mask = cap - 1;
-    for (std::uint32_t n = 0; n < ends_.size(); ++n) {
-      const std::uint64_t h = HashId(Get(n));
-      std::size_t i = h & mask;
-      while (next[i] != 0) i = (i + 1) & mask;
-      next[i] = ((h >> 32) << 32) | (n + 1);
-    }
-    slots_.swap(next);
-    mask_ = mask;
-  }
-
-  std::vector<std::uint64_t> slots_;  // 0: empty; else (hash >> 32) << 32 | (number + 1)
-  std::size_t mask_ = 0;
-  std::string blob_;                  // every id, back to back
-  std::vector<std::uint64_t> ends_;   // end offset of id n in blob_
-};
 
 class SeenIds {
  public:
@@ -184,32 +113,84 @@ struct FieldColumn {
   }
 };
 
+// The per-entity header: the last event time, the dirty mark, and where the id is. An id of
+// at most 8 bytes lives here (most ids: "L123456", "adset-42"), so finding an entity by id
+// touches one index slot and this header; longer ids are compared in the id buffer.
+struct EntityHeader {
+  TimeMs last_event = -1;           // -1: no event yet
+  std::uint64_t id_offset = 0;      // ids longer than 8 bytes: their offset in `id_blob`
+  std::uint32_t id_length = 0;
+  std::uint8_t dirty = 0;           // listed in `dirty_list` since the last checkpoint
+  char short_id[8] = {};            // ids of at most 8 bytes
+};
+
 struct EntityTable {
+  static constexpr std::uint32_t kNone = 0xffffffffu;
+
   const dsl::EntityInfo* info = nullptr;
   std::vector<int> score_ids;              // program score indexes of this entity type
-  IdTable ids;
-  std::vector<TimeMs> last_event;          // -1: no event yet
-  std::vector<std::uint8_t> dirty;         // listed in `dirty_list` since the last checkpoint
-  std::vector<std::uint32_t> dirty_list;
+  std::vector<EntityHeader> rows;          // by entity number
+  std::vector<ScoreState> score_rows;      // row-major: entity n's scores at n * nscores
   std::vector<FieldColumn> fields;         // aligned with info->fields
-  std::vector<std::vector<ScoreState>> scores;  // [position in score_ids][entity]
   std::vector<OwnedValue> defaults;        // the declared default of each field (or null)
+  std::vector<std::uint32_t> dirty_list;
 
-  std::size_t size() const { return last_event.size(); }
-  std::string_view id(std::uint32_t n) const { return ids.Get(n); }
+  std::size_t size() const { return rows.size(); }
+  std::size_t nscores() const { return score_ids.size(); }
+  ScoreState& score(std::size_t k, std::uint32_t n) { return score_rows[n * score_ids.size() + k]; }
+  const ScoreState& score(std::size_t k, std::uint32_t n) const { return score_rows[n * score_ids.size() + k]; }
+
+  std::string_view id(std::uint32_t n) const {
+    const EntityHeader& h = rows[n];
+    if (h.id_length <= sizeof h.short_id) return std::string_view(h.short_id, h.id_length);
+    return std::string_view(id_blob).substr(h.id_offset, h.id_length);
+  }
+
+  // The number of `id`, or kNone.
+  std::uint32_t Find(std::string_view id_text) const {
+    if (slots_.empty()) return kNone;
+    const std::uint64_t h = HashId(id_text);
+    const std::uint32_t tag = static_cast<std::uint32_t>(h >> 32);
+    for (std::size_t i = h & mask_;; i = (i + 1) & mask_) {
+      const std::uint64_t s = slots_[i];
+      if (s == 0) return kNone;
+      if (static_cast<std::uint32_t>(s >> 32) == tag) {
+        const std::uint32_t n = static_cast<std::uint32_t>(s) - 1;
+        if (id(n) == id_text) return n;
+      }
+    }
+  }
 
   // The number of `id`, creating the entity with its declared defaults if new.
   std::uint32_t Intern(std::string_view id_text) {
-    bool added = false;
-    std::uint32_t n = ids.Intern(id_text, added);
-    if (added) {
-      last_event.push_back(-1);
-      dirty.push_back(0);
-      for (std::size_t f = 0; f < fields.size(); ++f) fields[f].Append(defaults[f].view());
-      for (auto& column : scores) column.emplace_back();
+    if ((rows.size() + 1) * 4 >= slots_.size() * 3) Grow();
+    const std::uint64_t h = HashId(id_text);
+    const std::uint32_t tag = static_cast<std::uint32_t>(h >> 32);
+    std::size_t i = h & mask_;
+    for (;; i = (i + 1) & mask_) {
+      const std::uint64_t s = slots_[i];
+      if (s == 0) break;
+      if (static_cast<std::uint32_t>(s >> 32) == tag) {
+        const std::uint32_t n = static_cast<std::uint32_t>(s) - 1;
+        if (id(n) == id_text) return n;
+      }
     }
+    const auto n = static_cast<std::uint32_t>(rows.size());
+    EntityHeader row;
+    row.id_length = static_cast<std::uint32_t>(id_text.size());
+    if (id_text.size() <= sizeof row.short_id) {
+      id_text.copy(row.short_id, id_text.size());
+    } else {
+      row.id_offset = id_blob.size();
+      id_blob.append(id_text);
+    }
+    rows.push_back(row);
+    score_rows.resize(score_rows.size() + score_ids.size());
+    for (std::size_t f = 0; f < fields.size(); ++f) fields[f].Append(defaults[f].view());
+    slots_[i] = (static_cast<std::uint64_t>(tag) << 32) | (n + 1);
     return n;
   }
+
   // Returns the position of field `name`, or -1.
   int FieldIndex(std::string_view name) const {
     for (std::size_t i = 0; i < info->fields.size(); ++i) {
@@ -217,13 +198,31 @@ struct EntityTable {
     }
     return -1;
   }
+
+ private:
+  void Grow() {
+    std::size_t cap = slots_.empty() ? 64 : slots_.size() * 2;
+    std::vector<std::uint64_t> next(cap, 0);
+    const std::size_t mask = cap - 1;
+    for (std::uint32_t n = 0; n < rows.size(); ++n) {
+      const std::uint64_t h = HashId(id(n));
+      std::size_t i = h & mask;
+      while (next[i] != 0) i = (i + 1) & mask;
+      next[i] = ((h >> 32) << 32) | (n + 1);
+    }
+    slots_.swap(next);
+    mask_ = mask;
+  }
+
+  std::vector<std::uint64_t> slots_;  // 0: empty; else (hash >> 32) << 32 | (number + 1)
+  std::size_t mask_ = 0;
+  std::string id_blob;                // ids longer than 8 bytes, back to back
 };
 
 // Sets up a table for `info` with the given scores.
 inline void InitEntityTable(EntityTable& t, const dsl::EntityInfo& info, std::vector<int> score_ids) {
   t.info = &info;
   t.score_ids = std::move(score_ids);
-  t.scores.resize(t.score_ids.size());
   for (const auto& f : info.fields) {
     FieldColumn c;
     OwnedValue def;
