@@ -9,6 +9,7 @@
 #include "rules/engine.hpp"
 #include "rules/store/decision_log.hpp"
 #include "rules/store/sqlite_warehouse.hpp"
+#include "rules/store/state_store.hpp"
 
 namespace gavel::cli {
 
@@ -22,7 +23,9 @@ constexpr const char* kUsage =
     "  --from/--to       RFC 3339 times (default: the first and last event)\n"
     "  --warehouse DB    SQLite warehouse for scheduled rules and alerts (without it they\n"
     "                    are not run)\n"
-    "  --log FILE.db     also append every decision to a hash-chained decision log (SQLite)\n"
+    "  --log FILE.db     also append every decision to a hash-chained decision log (SQLite), and\n"
+    "                    save the engine's state at the end of the replay in the same file and\n"
+    "                    transaction (the state database `gavel run` uses)\n"
     "  --format json     decisions as JSON lines\n"
     "  --all-evaluations log evaluations that did not fire too (default: counts in a summary)\n"
     "exit status: 0 done, 1 the rule files do not compile, 2 usage or I/O problems\n";
@@ -157,27 +160,29 @@ int RunReplay(const std::vector<std::string>& args, std::ostream& out, std::ostr
     err << "gavel replay: --to is before --from\n";
     return 2;
   }
-  std::unique_ptr<rules::DecisionLog> log;
+  std::unique_ptr<rules::StateDatabase> db;
+  rules::DecisionLog* log = nullptr;
   if (!log_path.empty()) {
-    auto l = rules::DecisionLog::Open(log_path);
-    if (!l.ok()) {
-      err << "gavel replay: " << l.status().message() << "\n";
+    auto opened = rules::StateDatabase::Open(log_path);
+    if (!opened.ok()) {
+      err << "gavel replay: " << opened.status().message() << "\n";
       return 2;
     }
-    log = std::move(l.value());
+    db = std::move(opened.value());
+    log = &db->log();
     // One transaction for the whole replay: fast, and all-or-nothing.
-    Status b = log->Begin();
+    Status b = db->Begin();
     if (!b.ok()) {
       err << "gavel replay: " << b.message() << "\n";
       return 2;
     }
   }
   rules::SimulatedClock clock(from);
-  PrintSink sink(out, format == "json", log.get());
+  PrintSink sink(out, format == "json", log);
   rules::EngineOptions options;
   options.log_every_evaluation = all;
   options.run_schedules = warehouse != nullptr;
-  options.track_state = false;
+  options.track_state = db != nullptr;
   rules::Engine engine(compiled.program, {&clock, &sink, warehouse.get()}, options);
   engine.Start(from);
   std::size_t applied = 0, duplicates = 0;
@@ -199,7 +204,8 @@ int RunReplay(const std::vector<std::string>& args, std::ostream& out, std::ostr
   clock.Set(to);
   Status s = engine.AdvanceTo(to);
   if (s.ok()) s = engine.FlushSummary();
-  if (s.ok() && log) s = log->Commit();
+  if (s.ok() && db) s = engine.Checkpoint(db->state());
+  if (s.ok() && db) s = db->Commit();
   if (!s.ok()) {
     err << "gavel replay: " << s.message() << "\n";
     return 2;

@@ -46,7 +46,7 @@ unsigned DaysInMonth(std::int64_t y, unsigned m) {
 
 }  // namespace
 
-bool ParseDigits(const std::string& s, std::size_t pos, std::size_t n, int& out) {
+bool ParseDigits(std::string_view s, std::size_t pos, std::size_t n, int& out) {
   if (pos + n > s.size()) return false;
   out = 0;
   for (std::size_t i = pos; i < pos + n; ++i) {
@@ -75,7 +75,7 @@ std::string FormatTime(TimeMs t) {
   return buf;
 }
 
-bool ParseTime(const std::string& s, TimeMs& out) {
+bool ParseTime(std::string_view s, TimeMs& out) {
   int y, mo, d, h = 0, mi = 0, se = 0, ms = 0;
   if (!ParseDigits(s, 0, 4, y) || s.size() < 10 || s[4] != '-' || !ParseDigits(s, 5, 2, mo) || s[7] != '-' ||
       !ParseDigits(s, 8, 2, d)) {

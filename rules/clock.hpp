@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 
 namespace gavel::rules {
 
@@ -46,10 +47,10 @@ std::string FormatTime(TimeMs t);
 // Parses "2026-11-01T09:00:00Z", "2026-11-01T09:00:00.250Z", "2026-11-01T10:00:00+01:00",
 // "2026-11-01 09:00:00" (UTC) and "2026-11-01" (midnight UTC). Returns false if malformed
 // (including impossible dates such as 2026-02-30).
-bool ParseTime(const std::string& text, TimeMs& out);
+bool ParseTime(std::string_view text, TimeMs& out);
 
 // Reads exactly `n` decimal digits of `s` at `pos` into `out`; false if any is not a digit or
 // the text is too short. The building block of the time parsers here and in calendar.cpp.
-bool ParseDigits(const std::string& s, std::size_t pos, std::size_t n, int& out);
+bool ParseDigits(std::string_view s, std::size_t pos, std::size_t n, int& out);
 
 }  // namespace gavel::rules

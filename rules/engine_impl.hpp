@@ -195,6 +195,7 @@ struct Engine::Impl {
   std::set<std::pair<std::string, std::string>> dirty_cooldowns;
   bool fire_times_dirty = false;
   std::vector<std::string> new_event_ids;
+  std::int64_t event_batches = 0;  // "events" rows written (their keys number them)
   Status Checkpoint(StateSink& sink);
   Status Restore(const StateSource& source);
 

@@ -74,8 +74,12 @@ Status Engine::Impl::Checkpoint(StateSink& sink) {
                         {{"state", static_cast<int>(a.state)}, {"since", a.since}, {"last_notified", a.last_notified}});
     if (!s.ok()) return s;
   }
-  for (const auto& id : new_event_ids) {
-    Status s = sink.Put("event", "", id, nullptr);
+  if (!new_event_ids.empty()) {
+    // The ids of the events applied since the last checkpoint, as one row: a row per event
+    // would cost a B-tree insert per event.
+    char key[24];
+    std::snprintf(key, sizeof key, "%020lld", static_cast<long long>(++event_batches));
+    Status s = sink.Put("events", "", key, nlohmann::json(new_event_ids));
     if (!s.ok()) return s;
   }
   // Global bookkeeping: small, written whole.
@@ -85,6 +89,7 @@ Status Engine::Impl::Checkpoint(StateSink& sink) {
   meta["next_tick"] = next_tick;
   meta["fire_times"] = fire_times;
   meta["not_fired"] = not_fired;
+  meta["event_batches"] = event_batches;
   Status s = sink.Put("meta", "engine", "state", meta);
   if (!s.ok()) return s;
   dirty_journeys.clear();
@@ -160,7 +165,9 @@ Status Engine::Impl::Restore(const StateSource& source) {
         alert_states[name][key] = a;
       } else if (kind == "cooldown") {
         last_fired[name][key] = j.get<TimeMs>();
-      } else if (kind == "event") {
+      } else if (kind == "events") {
+        for (const auto& id : j) seen_events.Insert(id.get_ref<const std::string&>());
+      } else if (kind == "event") {  // one row per event id, as written before batches
         seen_events.Insert(key);
       } else if (kind == "meta" && name == "engine") {
         self.now_ = j.at("now").get<TimeMs>();
@@ -173,6 +180,7 @@ Status Engine::Impl::Restore(const StateSource& source) {
         }
         fire_times = j.at("fire_times").get<std::map<std::string, std::vector<TimeMs>>>();
         not_fired = j.at("not_fired").get<std::map<std::string, std::int64_t>>();
+        event_batches = j.value("event_batches", std::int64_t{0});
       }
     } catch (const std::exception& e) {
       return Status::Internal("state row " + kind + "/" + name + "/" + key + " is damaged: " + e.what());

@@ -6,7 +6,10 @@
 // Engine::Checkpoint writes every row that changed since the last checkpoint to a StateSink;
 // Engine::Restore reads all rows back from a StateSource before any input. Rows are JSON
 // values keyed by (kind, name, key) — kinds: "entity" (name = entity type), "journey"
-// (name = journey), "alert" (name = alert), "meta" (global bookkeeping), "event" (seen ids).
+// (name = journey), "alert" (name = alert), "cooldown" (name = rule, key = entity: the last
+// firing), "meta" (global bookkeeping), "events" (the ids of the events applied between two
+// checkpoints, one array per checkpoint, keyed by a zero-padded sequence number; "event" rows,
+// one per id, are still read).
 // The SQLite implementation is rules/store/state_store.hpp; it shares its connection and
 // transaction with the decision log, so decisions and the state they produced commit together.
 #pragma once

@@ -166,7 +166,9 @@ TEST_CASE("malformed events are rejected with a reason", "[engine]") {
   auto program = CompileProgram(kLeads);
   Event e;
   auto reason = [&](const std::string& json) { return gavel::rules::ParseEvent(*program, json, e).message(); };
-  CHECK(reason("{") == "not valid JSON");
+  CHECK(reason("{").rfind("not valid JSON (", 0) == 0);
+  CHECK(reason(R"({"event":"page_view","id":"1","time":"2026-10-01T00:00:00Z","lead_id":"L","page":"/","page":"/x"})") ==
+        "field `page` is given twice");
   CHECK(reason(R"({"event":"click","id":"1","time":"2026-10-01T00:00:00Z"})") == "unknown event type `click`");
   CHECK(reason(R"({"event":"page_view","time":"2026-10-01T00:00:00Z","lead_id":"L","page":"/"})") ==
         "missing `id` (a unique text per event)");
