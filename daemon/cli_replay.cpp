@@ -152,10 +152,14 @@ int RunReplay(const std::vector<std::string>& args, std::ostream& out, std::ostr
     }
     inputs.push_back(std::move(input));
   }
-  std::stable_sort(inputs.begin(), inputs.end(),
-                   [](const Input& a, const Input& b) { return a.event.time < b.event.time; });
-  if (from_text.empty()) from = inputs.empty() ? 0 : inputs.front().event.time;
-  if (to_text.empty()) to = inputs.empty() ? from : inputs.back().event.time;
+  // Event-time order, ties in file order. History files are usually in order already; when
+  // not, an order of indexes is sorted rather than the events themselves.
+  std::vector<std::uint32_t> order(inputs.size());
+  for (std::size_t i = 0; i < order.size(); ++i) order[i] = static_cast<std::uint32_t>(i);
+  auto earlier = [&](std::uint32_t a, std::uint32_t b) { return inputs[a].event.time < inputs[b].event.time; };
+  if (!std::is_sorted(order.begin(), order.end(), earlier)) std::stable_sort(order.begin(), order.end(), earlier);
+  if (from_text.empty()) from = inputs.empty() ? 0 : inputs[order.front()].event.time;
+  if (to_text.empty()) to = inputs.empty() ? from : inputs[order.back()].event.time;
   if (to < from) {
     err << "gavel replay: --to is before --from\n";
     return 2;
@@ -186,7 +190,8 @@ int RunReplay(const std::vector<std::string>& args, std::ostream& out, std::ostr
   rules::Engine engine(compiled.program, {&clock, &sink, warehouse.get()}, options);
   engine.Start(from);
   std::size_t applied = 0, duplicates = 0;
-  for (const Input& input : inputs) {
+  for (std::uint32_t index : order) {
+    const Input& input = inputs[index];
     if (input.event.time < from || input.event.time > to) continue;
     clock.Set(input.event.time);
     Status s = engine.AdvanceTo(input.event.time);

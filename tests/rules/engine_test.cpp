@@ -616,3 +616,108 @@ TEST_CASE("a journey whose rule file changed while instances wait resumes under 
   for (const auto& d : second) v2 |= d.actions.dump().find("ugc_video_v2") != std::string::npos;
   CHECK(v2);
 }
+
+// ---------------------------------------------------------------- schedules in the daemon's policy
+
+namespace {
+
+std::string StaleTable(const std::string& schedule) {
+  return R"(
+table adset_daily from warehouse "adset_daily" {
+  key adset_id
+  time day
+  dims channel: text, name: text, target_cpa: money(USD)
+  facts spend: money(USD), conversions: count
+  freshness 36h
+}
+rule pause_high_cpa {
+  owner "paid@example.com"
+  )" + schedule + R"(
+  for each adset in adset_daily over last 3d
+  when sum(spend) > 100 USD
+  then pause adset
+  mode live
+}
+)";
+}
+
+}  // namespace
+
+TEST_CASE("a daily 06:00 New York rule ticks at 06:00 local time on both sides of the November DST change",
+          "[engine]") {
+  Warehouse w("dst");
+  w.AdSet("a", 150, 0, 40);  // rows end 2026-10-03: every tick below is stale, so each logs a skip
+  Harness h(StaleTable(R"(every day at 06:00 in "America/New_York")"), T("2026-10-30T12:00:00Z"), w.Open());
+  h.Advance(T("2026-11-03T12:00:00Z"));
+  std::vector<std::string> ticks;
+  for (const auto& d : h.sink.decisions) ticks.push_back(gavel::rules::FormatTime(d.event_time).substr(0, 16));
+  // 06:00 EDT is 10:00Z until 2026-11-01 02:00 local; 06:00 EST is 11:00Z from then on. The
+  // per-rule offset adds under five minutes.
+  REQUIRE(ticks.size() == 4);
+  CHECK(ticks[0].substr(0, 15) == "2026-10-31T10:0");
+  CHECK(ticks[1].substr(0, 15) == "2026-11-01T11:0");
+  CHECK(ticks[2].substr(0, 15) == "2026-11-02T11:0");
+  CHECK(ticks[3].substr(0, 15) == "2026-11-03T11:0");
+  for (const auto& d : h.sink.decisions) CHECK(d.reason == "stale_data");
+}
+
+TEST_CASE("after downtime the daemon's policy runs a missed hourly tick once and logs that it was late",
+          "[engine]") {
+  Warehouse w("late");
+  w.AdSet("a", 150, 0, 40);
+  auto program = CompileProgram(StaleTable("every 1h"));
+  SimulatedClock clock(T("2026-10-04T00:30:00Z"));
+  VectorSink sink;
+  gavel::rules::EngineOptions options;
+  options.coalesce_missed_ticks = true;
+  Engine engine(program, {&clock, &sink, w.Open()}, options);
+  engine.Start(T("2026-10-04T00:30:00Z"));
+  const TimeMs first = engine.NextWakeup();
+  REQUIRE(first > T("2026-10-04T01:00:00Z") - 1);
+  REQUIRE(first < T("2026-10-04T01:06:00Z"));
+  // Down from 00:30 to 10:20: ten ticks were due (01:0x ... 10:0x).
+  clock.Set(T("2026-10-04T10:20:00Z"));
+  REQUIRE(engine.AdvanceTo(T("2026-10-04T10:20:00Z")).ok());
+  REQUIRE(sink.decisions.size() == 2);
+  const Decision& late = sink.decisions[0];
+  CHECK(late.kind == "schedule");
+  CHECK(late.outcome == "late");
+  CHECK(late.reason == "missed_ticks");
+  CHECK(late.evidence["skipped_ticks"] == 9);
+  CHECK(late.evidence["first_due"] == gavel::rules::FormatTime(first));
+  CHECK(late.rule == "pause_high_cpa");
+  CHECK(late.version == program->rules[0].version);
+  // The one tick that ran is the latest one due, at its own scheduled time.
+  const Decision& ran = sink.decisions[1];
+  CHECK(ran.kind == "rule");
+  CHECK(ran.rule == "pause_high_cpa");
+  CHECK(ran.event_time == first + 9 * 3600 * 1000);
+  CHECK(late.evidence["runs_as"] == gavel::rules::FormatTime(ran.event_time));
+  // Back on time: the next tick runs alone, with no late record.
+  CHECK(engine.NextWakeup() == first + 10 * 3600 * 1000);
+  clock.Set(first + 10 * 3600 * 1000 + 200);
+  REQUIRE(engine.AdvanceTo(first + 10 * 3600 * 1000 + 200).ok());
+  REQUIRE(sink.decisions.size() == 3);
+  CHECK(sink.decisions[2].kind == "rule");
+  CHECK(sink.decisions[2].event_time == first + 10 * 3600 * 1000);
+}
+
+TEST_CASE("a tick that runs more than the tolerance after its time is logged as late", "[engine]") {
+  Warehouse w("late1");
+  w.AdSet("a", 150, 0, 40);
+  auto program = CompileProgram(StaleTable("every 1h"));
+  SimulatedClock clock(T("2026-10-04T00:30:00Z"));
+  VectorSink sink;
+  gavel::rules::EngineOptions options;
+  options.coalesce_missed_ticks = true;
+  Engine engine(program, {&clock, &sink, w.Open()}, options);
+  engine.Start(T("2026-10-04T00:30:00Z"));
+  const TimeMs due = engine.NextWakeup();
+  clock.Set(due + 5 * 60 * 1000);
+  REQUIRE(engine.AdvanceTo(due + 5 * 60 * 1000).ok());
+  REQUIRE(sink.decisions.size() == 2);
+  CHECK(sink.decisions[0].reason == "late_tick");
+  CHECK(sink.decisions[0].evidence["skipped_ticks"] == 0);
+  CHECK(sink.decisions[0].evidence["late_by_ms"] == 5 * 60 * 1000);
+  CHECK(sink.decisions[1].event_time == due);
+}
