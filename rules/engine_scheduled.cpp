@@ -626,13 +626,23 @@ Status Engine::Impl::RunAlert(const dsl::CompiledAlert& a, TimeMs at) {
       nlohmann::ordered_json entities = nlohmann::ordered_json::array();
       for (const auto* it : items) entities.push_back(it->first);
       d.evidence["entities"] = entities;
+      // The message lists each entity with the numbers that made it fire (or resolve).
+      nlohmann::ordered_json detailed = nlohmann::ordered_json::array();
+      for (const auto* it : items) {
+        nlohmann::ordered_json e;
+        e["id"] = it->first;
+        for (auto v = it->second.begin(); v != it->second.end(); ++v) {
+          if (v.key() != "window") e[v.key()] = v.value();
+        }
+        detailed.push_back(std::move(e));
+      }
       if (!a.group_by.empty()) d.evidence["group"] = {{a.group_by[0], g}};
       nlohmann::ordered_json act;
       act["action"] = "notify_slack";
       act["channel"] = a.slack_channel;
       act["severity"] = a.severity == dsl::Severity::kPage ? "page" : a.severity == dsl::Severity::kInfo ? "info" : "warning";
       act["state"] = what;
-      act["entities"] = entities;
+      act["entities"] = std::move(detailed);
       if (!a.runbook.empty()) act["runbook"] = a.runbook;
       act["mode"] = ModeName(a.meta.mode);
       d.actions.push_back(act);

@@ -490,7 +490,16 @@ TEST_CASE("an alert goes pending, fires, repeats and resolves, with one message 
     if (d.outcome == "notify" && d.reason == "firing") notify = &d;
   }
   REQUIRE(notify);
-  CHECK(notify->actions[0]["entities"] == nlohmann::ordered_json::array({"c1", "c2"}));
+  CHECK(notify->evidence["entities"] == nlohmann::ordered_json::array({"c1", "c2"}));
+  // The message carries each entity with the numbers that made it fire.
+  const auto& entities = notify->actions[0]["entities"];
+  REQUIRE(entities.size() == 2);
+  CHECK(entities[0]["id"] == "c1");
+  CHECK(entities[1]["id"] == "c2");
+  CHECK(entities[0].contains("baseline"));
+  CHECK_FALSE(entities[0].contains("window"));
+  INFO(entities.dump());
+  CHECK(entities[0].size() >= 3);
   CHECK(notify->actions[0]["severity"] == "page");
   CHECK(notify->actions[0]["runbook"] == "https://wiki/spend");
 }
