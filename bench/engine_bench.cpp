@@ -4,6 +4,9 @@
 // counted by a sink that keeps nothing. Prints events/s and memory per lead.
 //
 //   build/bench/engine_bench [events=1000000] [leads=100000]
+//   build/bench/engine_bench --memory [leads=1000000]
+//       memory per lead of in-memory state: one event for each of `leads` distinct leads
+//       (entity state, interned ids and the seen-event ids), as RSS growth
 //   build/bench/engine_bench --write DIR [events] [leads]
 //       writes the same workload as DIR/leads.gavel and DIR/events.ndjson, for timing
 //       `gavel replay --rules DIR --events DIR/events.ndjson --log DIR/state.db` on it.
@@ -67,7 +70,39 @@ std::uint64_t Next(std::uint64_t& s) {
 
 }  // namespace
 
+// One page view for each of `leads` leads; prints the RSS growth per lead.
+int MemoryRun(long leads) {
+  auto compiled = gavel::dsl::CompileSources({{"bench.gavel", kProgram}});
+  if (!compiled.program) return 1;
+  gavel::rules::SimulatedClock clock(1785000000000);
+  CountingSink sink;
+  gavel::rules::EngineOptions options;
+  options.run_schedules = false;
+  options.track_state = false;
+  gavel::rules::Engine engine(compiled.program, {&clock, &sink, nullptr}, options);
+  engine.Start(1785000000000);
+  gavel::rules::Event e;
+  e.type = "page_view";
+  e.fields = {{"lead_id", {gavel::rules::Value::Kind::kText, 0, ""}}, {"page", {gavel::rules::Value::Kind::kText, 0, "/"}}};
+  if (!gavel::rules::NormalizeEvent(*compiled.program, e).ok()) return 1;
+  long rss_before = MaxRssKib();
+  for (long i = 0; i < leads; ++i) {
+    e.id = "e" + std::to_string(i);
+    e.time = 1785000000000 + i * 1000;
+    e.fields[0].second.text = "L" + std::to_string(i);
+    clock.Set(e.time);
+    engine.AdvanceTo(e.time);
+    engine.OnEvent(e);
+  }
+  long rss_after = MaxRssKib();
+  std::printf("memory: %ld leads with one event each: %.0f bytes per lead of in-memory state "
+              "(entities, ids, scores, seen-event ids; target < 200)\n",
+              leads, (rss_after - rss_before) * 1024.0 / static_cast<double>(leads));
+  return 0;
+}
+
 int main(int argc, char** argv) {
+  if (argc > 1 && std::string(argv[1]) == "--memory") return MemoryRun(argc > 2 ? std::atol(argv[2]) : 1000000);
   std::string write_dir;
   if (argc > 2 && std::string(argv[1]) == "--write") {
     write_dir = argv[2];
