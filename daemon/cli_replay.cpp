@@ -9,6 +9,7 @@
 #include "rules/engine.hpp"
 #include "rules/store/decision_log.hpp"
 #include "rules/store/sqlite_warehouse.hpp"
+#include "rules/store/rule_sources.hpp"
 #include "rules/store/state_store.hpp"
 
 namespace gavel::cli {
@@ -176,6 +177,8 @@ int RunReplay(const std::vector<std::string>& args, std::ostream& out, std::ostr
     log = &db->log();
     // One transaction for the whole replay: fast, and all-or-nothing.
     Status b = db->Begin();
+    // The text of each unit version, for `gavel explain`.
+    if (b.ok()) b = rules::RecordRuleSources(db->log().db(), *compiled.program, compiled.sources);
     if (!b.ok()) {
       err << "gavel replay: " << b.message() << "\n";
       return 2;

@@ -108,3 +108,67 @@ TEST_CASE("scores and entity fields are slots the engine fills", "[eval]") {
   CHECK(has_score);
   CHECK(has_field);
 }
+
+TEST_CASE("batch evaluation gives exactly what row-by-row evaluation gives", "[eval]") {
+  // Conditions over texts, counts, nulls, `in`, `like`, and/or/not and arithmetic, each run
+  // over the same generated rows both ways.
+  const char* conditions[] = {
+      R"(page == "/" or seconds > 30)",
+      R"(page like "/pricing*" and not (lead.title in ["CEO", "CTO"]))",
+      R"(seconds * 2 > lead.company_size / 10 or lead.stage == "new")",
+      R"(not (page == "/docs" and seconds < 5) and lead.company_size >= 50)",
+      R"(lead.title like "*VP*" or (seconds > 10 and seconds < 100 and page != "/"))",
+      R"(seconds / lead.company_size > 0.5)",
+  };
+  const char* pages[] = {"/", "/pricing", "/pricing/teams", "/docs", "/blog"};
+  const char* titles[] = {"CEO", "CTO", "VP Sales", "Engineer", ""};
+  for (const char* where : conditions) {
+    INFO(where);
+    std::string src = std::string(kSchema) + "rule r {\n  owner \"t@example.com\"\n  on page_view where " + where +
+                      "\n  then set lead.stage = \"seen\"\n}\n";
+    auto result = CompileSources({{"t.gavel", src}});
+    INFO(gavel::dsl::RenderText(result.sources, result.diags.list()));
+    REQUIRE(result.program);
+    const auto& rule = result.program->rules.at(0);
+    const std::size_t rows = 1000, nslots = rule.slots.size();
+    // Column k holds slot k of every row; some rows leave a value null.
+    std::vector<std::vector<Value>> columns(nslots, std::vector<Value>(rows));
+    std::uint64_t seed = 7;
+    auto next = [&] {
+      seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+      return seed >> 33;
+    };
+    for (std::size_t i = 0; i < rows; ++i) {
+      for (std::size_t k = 0; k < nslots; ++k) {
+        const std::string& name = rule.slots[k].name;
+        Value v;
+        if (next() % 11 == 0) v = Value::Null();
+        else if (name == "page") v = Value::Text(pages[next() % 5]);
+        else if (name == "title") v = Value::Text(titles[next() % 5]);
+        else if (name == "stage") v = Value::Text(next() % 2 ? "new" : "MQL");
+        else v = Value::Number(static_cast<double>(next() % 200));
+        columns[k][i] = v;
+      }
+    }
+    std::vector<gavel::rules::SlotColumn> cols(nslots);
+    for (std::size_t k = 0; k < nslots; ++k) cols[k].values = columns[k].data();
+    Evaluator batch, single;
+    std::vector<Value> out(rows);
+    batch.RunBatch(rule.event_filter, cols.data(), rows, out.data());
+    std::unique_ptr<bool[]> tested(new bool[rows]);
+    std::size_t true_count = batch.TestBatch(rule.event_filter, cols.data(), rows, tested.get());
+    std::size_t expected_true = 0;
+    for (std::size_t i = 0; i < rows; ++i) {
+      std::vector<Value> row(nslots);
+      for (std::size_t k = 0; k < nslots; ++k) row[k] = columns[k][i];
+      Value one = single.Run(rule.event_filter, row.data());
+      REQUIRE(out[i].kind == one.kind);
+      if (one.kind != Value::Kind::kText) CHECK(out[i].num == one.num);
+      else CHECK(out[i].text == one.text);
+      bool t = single.Test(rule.event_filter, row.data());
+      CHECK(tested[i] == t);
+      expected_true += t;
+    }
+    CHECK(true_count == expected_true);
+  }
+}
