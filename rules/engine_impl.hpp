@@ -87,6 +87,7 @@ struct SlotPlan {
   };
   std::vector<Access> access;
   std::vector<int> let_slot;   // let i is stored in slot let_slot[i] (-1: not read)
+  std::vector<std::string> evidence_names;  // each slot's evidence key ("" : not reported)
   int event = -1;              // the event type (index in Program::events) positions refer to
 };
 
@@ -302,6 +303,7 @@ struct Engine::Impl {
         default: break;
       }
       plan.access.push_back({s.kind, index, &s});
+      plan.evidence_names.push_back(EvidenceName(s));
     }
     plan.let_slot.assign(lets.size(), -1);
     for (std::size_t k = 0; k < slots.size(); ++k) {
@@ -481,13 +483,17 @@ struct Engine::Impl {
 
   Status FireCrossing(const dsl::CompiledRule& r, EntityRef e, const dsl::CompiledScore& s, double before, double after,
                       TimeMs at, const Trigger& cause) {
-    nlohmann::ordered_json evidence;
-    evidence["score"] = s.name;
-    evidence["previous"] = before;
-    evidence["value"] = after;
-    evidence["threshold"] = r.threshold;
-    evidence["direction"] = r.direction == dsl::CrossDirection::kAbove ? "above" : "below";
-    evidence["cause"] = cause.Cause();
+    // Keys are distinct: appended without the lookups of operator[] (this is the hot path of
+    // lead scoring).
+    nlohmann::ordered_json evidence = nlohmann::ordered_json::object();
+    auto& obj = evidence.get_ref<nlohmann::ordered_json::object_t&>();
+    obj.reserve(6 + r.slots.size());
+    obj.emplace_back("score", s.name);
+    obj.emplace_back("previous", before);
+    obj.emplace_back("value", after);
+    obj.emplace_back("threshold", r.threshold);
+    obj.emplace_back("direction", r.direction == dsl::CrossDirection::kAbove ? "above" : "below");
+    obj.emplace_back("cause", cause.Cause());
     return RunEntityRule(r, e, cause.event, at, cause, std::move(evidence));
   }
 
@@ -550,24 +556,35 @@ struct Engine::Impl {
     }
   }
 
+  // The evidence key of a slot: "entity.<field>", "event.<field>", "score.<name>", a let's or
+  // dim's name, an aggregate's label ("" for anomaly slots, reported under "baseline").
+  static std::string EvidenceName(const dsl::SlotRef& s) {
+    switch (s.kind) {
+      case SlotKind::kEntityField: return "entity." + s.name;
+      case SlotKind::kEntityKey: return "entity.key";
+      case SlotKind::kEventField: return "event." + s.name;
+      case SlotKind::kScore: return "score." + s.name;
+      case SlotKind::kLet: return s.name;
+      case SlotKind::kDim: return s.name;
+      case SlotKind::kAggregate: return s.label.empty() ? s.name : s.label;
+      case SlotKind::kAnomaly: return "";
+      case SlotKind::kEventTime: return "event.time";
+    }
+    return s.name;
+  }
   // Adds the values a unit read to `j` (an object), one key per slot, in slot order.
   static void AddEvidence(nlohmann::ordered_json& j, const std::vector<dsl::SlotRef>& slots,
                           const std::vector<Value>& values) {
-    std::string name;
     for (std::size_t i = 0; i < slots.size(); ++i) {
-      const auto& s = slots[i];
-      switch (s.kind) {
-        case SlotKind::kEntityField: name = "entity." + s.name; break;
-        case SlotKind::kEntityKey: name = "entity.key"; break;
-        case SlotKind::kEventField: name = "event." + s.name; break;
-        case SlotKind::kScore: name = "score." + s.name; break;
-        case SlotKind::kLet: name = s.name; break;
-        case SlotKind::kDim: name = s.name; break;
-        case SlotKind::kAggregate: name = s.label.empty() ? s.name : s.label; break;
-        case SlotKind::kAnomaly: continue;  // reported with its statistics under "baseline"
-        case SlotKind::kEventTime: name = "event.time"; break;
-      }
-      j[name] = ToJsonValue(values[i]);
+      std::string name = EvidenceName(slots[i]);
+      if (!name.empty()) j[name] = ToJsonValue(values[i]);
+    }
+  }
+  // The same with the names computed once (a plan's).
+  static void AddEvidence(nlohmann::ordered_json& j, const std::vector<std::string>& names,
+                          const std::vector<Value>& values) {
+    for (std::size_t i = 0; i < names.size(); ++i) {
+      if (!names[i].empty()) j[names[i]] = ToJsonValue(values[i]);
     }
   }
   static nlohmann::ordered_json Evidence(const std::vector<dsl::SlotRef>& slots, const std::vector<Value>& values) {
@@ -588,54 +605,62 @@ struct Engine::Impl {
 
   // ------------------------------------------------------------ actions (intentions)
 
+  // An intended action as its log record. Keys are distinct by construction and appended
+  // without operator[]'s lookups (decisions are on the hot path of event rules).
   nlohmann::ordered_json Intend(const dsl::CompiledAction& a, const std::vector<dsl::SlotRef>& slots,
-                                std::vector<Value>& values, std::string_view entity_type_v, std::string_view entity_id_v,
+                                std::vector<Value>& values, std::string_view entity_type, std::string_view entity_id,
                                 dsl::Mode mode) {
-    const std::string entity_type(entity_type_v), entity_id(entity_id_v);
-    nlohmann::ordered_json j;
+    nlohmann::ordered_json j = nlohmann::ordered_json::object();
+    auto& o = j.get_ref<nlohmann::ordered_json::object_t&>();
+    o.reserve(5);
+    auto target = [&] {
+      std::string t;
+      t.reserve(entity_type.size() + 1 + entity_id.size());
+      t.append(entity_type).append(1, ':').append(entity_id);
+      return t;
+    };
     switch (a.kind) {
-      case dsl::ActionKind::kPause: j["action"] = "pause"; j["target"] = entity_type + ":" + entity_id; break;
-      case dsl::ActionKind::kEnable: j["action"] = "enable"; j["target"] = entity_type + ":" + entity_id; break;
-      case dsl::ActionKind::kSetBudget: {
-        j["action"] = "set_budget";
-        j["target"] = entity_type + ":" + entity_id;
-        j["budget"] = ToJsonValue(ev.Run(a.value, values.data()));
-        j["currency"] = a.currency;
+      case dsl::ActionKind::kPause: o.emplace_back("action", "pause"); o.emplace_back("target", target()); break;
+      case dsl::ActionKind::kEnable: o.emplace_back("action", "enable"); o.emplace_back("target", target()); break;
+      case dsl::ActionKind::kSetBudget:
+        o.emplace_back("action", "set_budget");
+        o.emplace_back("target", target());
+        o.emplace_back("budget", ToJsonValue(ev.Run(a.value, values.data())));
+        o.emplace_back("currency", a.currency);
         break;
-      }
-      case dsl::ActionKind::kReallocate: j["action"] = "reallocate"; break;
+      case dsl::ActionKind::kReallocate: o.emplace_back("action", "reallocate"); break;
       case dsl::ActionKind::kWebhook: {
-        j["action"] = "webhook";
-        j["name"] = a.name;
+        o.emplace_back("action", "webhook");
+        o.emplace_back("name", a.name);
         nlohmann::ordered_json payload = nlohmann::ordered_json::object();
         for (const auto& [k, expr] : a.with) payload[k] = ToJsonValue(ev.Run(expr, values.data()));
-        j["payload"] = payload;
+        o.emplace_back("payload", std::move(payload));
         break;
       }
       case dsl::ActionKind::kNotifySlack:
-        j["action"] = "notify_slack";
-        j["channel"] = a.name;
-        j["text"] = Render(a.text, slots, values);
-        if (!a.runbook.empty()) j["runbook"] = a.runbook;
+        o.emplace_back("action", "notify_slack");
+        o.emplace_back("channel", a.name);
+        o.emplace_back("text", Render(a.text, slots, values));
+        if (!a.runbook.empty()) o.emplace_back("runbook", a.runbook);
         break;
       case dsl::ActionKind::kEmail:
-        j["action"] = "email";
-        j["template"] = a.name;
-        j["to"] = entity_type + ":" + entity_id;
+        o.emplace_back("action", "email");
+        o.emplace_back("template", a.name);
+        o.emplace_back("to", target());
         break;
       case dsl::ActionKind::kMessage:
-        j["action"] = "message";
-        j["template"] = a.name;
-        j["via"] = a.via;
-        j["to"] = entity_type + ":" + entity_id;
+        o.emplace_back("action", "message");
+        o.emplace_back("template", a.name);
+        o.emplace_back("via", a.via);
+        o.emplace_back("to", target());
         break;
       case dsl::ActionKind::kSetField:
-        j["action"] = "set";
-        j["field"] = a.target_entity + "." + a.field;
-        j["value"] = ToJsonValue(ev.Run(a.value, values.data()));
+        o.emplace_back("action", "set");
+        o.emplace_back("field", a.target_entity + "." + a.field);
+        o.emplace_back("value", ToJsonValue(ev.Run(a.value, values.data())));
         break;
     }
-    j["mode"] = ModeName(mode);
+    o.emplace_back("mode", ModeName(mode));
     return j;
   }
 
@@ -717,7 +742,7 @@ struct Engine::Impl {
     d.entity_id = e.id();
     d.evidence = std::move(head);
     if (!d.evidence.is_object()) d.evidence = nlohmann::ordered_json::object();
-    AddEvidence(d.evidence, r.slots, values);
+    AddEvidence(d.evidence, plan.evidence_names, values);
     std::string skip = Throttle(r.name, r.meta, e.id(), at, d.evidence);
     if (!skip.empty()) {
       d.outcome = "skipped";
