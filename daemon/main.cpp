@@ -4,8 +4,10 @@
 #include <vector>
 
 #include "daemon/cli_check.hpp"
+#include "daemon/cli_explain.hpp"
 #include "daemon/cli_log.hpp"
 #include "daemon/cli_replay.hpp"
+#include "daemon/cli_test.hpp"
 
 namespace {
 
@@ -15,6 +17,7 @@ constexpr const char* kUsage =
     "  check   compile rule files and report diagnostics and the compiled program\n"
     "  replay  run the engine over recorded events (and a warehouse) on a simulated clock\n"
     "  log     list decisions from a decision log, or `log verify` its hash chain\n"
+    "  explain why a decision was made (or why a rule did not act on an entity)\n"
     "run `gavel <command> --help` for the options of a command\n";
 
 }  // namespace
@@ -31,6 +34,8 @@ int main(int argc, char** argv) {
     if (verb == "check") return gavel::cli::RunCheck(args, std::cout, std::cerr);
     if (verb == "replay") return gavel::cli::RunReplay(args, std::cout, std::cerr);
     if (verb == "log") return gavel::cli::RunLog(args, std::cout, std::cerr);
+    if (verb == "test") return gavel::cli::RunTest(args, std::cout, std::cerr);
+    if (verb == "explain") return gavel::cli::RunExplain(args, std::cout, std::cerr);
   } catch (const std::exception& e) {
     std::cerr << "gavel " << verb << ": internal error: " << e.what() << "\n";
     return 2;

@@ -943,7 +943,10 @@ struct Engine::Impl {
       JourneyInstance inst;
       inst.entered = at;
       inst.generation = it == instances.end() ? 1 : it->second.generation + 1;
-      instances[ent.n] = inst;
+      // The frequency cap counts every message of the journey to this entity, across
+      // instances: a lead who re-enters keeps the send times of the earlier ones.
+      if (it != instances.end()) inst.sends = std::move(it->second.sends);
+      instances[ent.n] = std::move(inst);
       Status s = JourneyDecision(j, id, at, "event:" + e.id, "entered", "");
       if (!s.ok()) return s;
       s = RunJourney(ji, ent, at, "event:" + e.id);

@@ -23,15 +23,23 @@
 //     the caller rolls back, neither exists. The log never commits or rolls back a transaction
 //     it did not open.
 //   * Before each append the log checks that the newest stored record is the one it chains
-//     to (one indexed read of the last row's id and hash), so after a caller's rollback it re-reads
-//     the head and continues: no call is needed after a rollback. Use BEGIN IMMEDIATE for
-//     transactions that append (a deferred transaction can fail with SQLITE_BUSY when it starts
-//     writing).
+//     to (one indexed read of the last row's id and hash, ~0.3 us), so after a caller's
+//     rollback — ROLLBACK, or ROLLBACK TO a savepoint — it re-reads the head and continues: no
+//     call is needed after a rollback. Use BEGIN IMMEDIATE for transactions that append (a
+//     deferred transaction can fail with SQLITE_BUSY when it starts writing).
 //   * Append() (the DecisionSink interface) appends inside the open transaction if there is
 //     one, and otherwise in a transaction of its own (BEGIN IMMEDIATE ... COMMIT: durable
 //     when it returns true, within synchronous=NORMAL's guarantee; ~25,000 records/s). For
-//     throughput, batch: Begin(), Append() many, Commit() (see docs/decision-log.md,
-//     "Performance").
+//     throughput, batch: Begin(), Append() many, Commit() (~200,000 records/s; see
+//     docs/decision-log.md, "Performance").
+//   * Indexes (schema version 2): no per-row secondary index. Every 4,096 records the
+//     appender writes one index block (the block's id range, min/max times, and per field a
+//     few rows listing the block's records by hash bucket of their value) in the transaction
+//     of the append that fills it, so the index commits and rolls back with the records.
+//     Query reads the blocks and scans the records after the last block (fewer than 4,096
+//     when the log is written through this class). See docs/decision-log.md, "Indexes".
+//     A version-1 database is upgraded in place when attached (its four per-row indexes are
+//     dropped and the blocks built from the records, inside the attach's savepoint).
 //   * Ids are assigned by the log: 1, 2, 3, ... in append order (the head's id + 1; if a
 //     second writer takes that id first, the append chains to its record instead). On success
 //     Append fills d.id, d.prev_hash and d.hash; if the transaction is then rolled back, those
@@ -130,14 +138,17 @@ const char* ProblemName(VerifyReport::Problem p);  // "ok", "gap", "link", "body
 
 class DecisionLog final : public DecisionSink {
  public:
-  static constexpr int kSchemaVersion = 1;
+  static constexpr int kSchemaVersion = 2;
 
-  // Uses `db` (not owned; it must outlive the log). Creates the tables, indexes and triggers
+  // Uses `db` (not owned; it must outlive the log). Creates the tables and triggers
   // if missing (inside a savepoint, so this also works inside a caller's transaction) and
-  // reads the chain head. Fails on a schema version newer than kSchemaVersion.
+  // reads the chain head. Fails on a schema version newer than kSchemaVersion; upgrades
+  // version 1 (about a second per million records, once).
   static Result<std::unique_ptr<DecisionLog>> Attach(sqlite3* db);
   // Opens or creates the database file at `path` with its own connection (WAL,
-  // synchronous=NORMAL, busy_timeout 5000 ms, 64 MiB page cache), then Attach()es.
+  // synchronous=NORMAL, busy_timeout 5000 ms, 64 MiB page cache, 32 KiB pages for a new
+  // file, a checkpoint every 4,096 WAL pages, reads through a 1 GiB memory map), then
+  // Attach()es. Attach leaves the connection's settings as its owner made them.
   static Result<std::unique_ptr<DecisionLog>> Open(const std::string& path);
 
   ~DecisionLog() override;
@@ -182,23 +193,45 @@ class DecisionLog final : public DecisionSink {
     TimeMs t = 0;
     std::string text;
   };
+  // A record not yet in the batched index (decision_log.cpp, "The batched index").
+  struct PendingEntry {
+    std::int64_t id = 0;
+    TimeMs processing_ms = 0, event_ms = 0;
+    std::uint64_t keys[6] = {};  // IndexHash of kind, rule, entity_type, entity_id, outcome, reason
+  };
+  class RowSink;
 
   explicit DecisionLog(sqlite3* db);
   Status Init();
+  // Re-reads the chain head and the records after the last index block from the database.
   Status ReloadHead();
+  Status ReloadPending(std::int64_t limit);
+  Status ReadPending(std::int64_t after, std::int64_t limit);
+  Result<std::int64_t> IndexedUpTo() const;
+  // Writes the pending records into index blocks (after checking that they are still what
+  // the database holds).
+  Status FlushIndex();
+  Status WriteBlocks();
   Status AppendImpl(Decision& d);
   Status AppendAlone(Decision& d);
   const std::string& FormatCached(TimeMs t, TimeCache& cache);
-  Result<sqlite::StmtPtr> PrepareQuery(const DecisionQuery& q) const;
+  Status Scan(const DecisionQuery& q, RowSink& sink) const;
+  Result<sqlite3_stmt*> Cached(const std::string& sql) const;
 
   sqlite::DbPtr owned_;  // set by Open; declared first so it is destroyed last
   sqlite3* db_;
-  sqlite::StmtPtr insert_, head_, get_, begin_, commit_;
+  sqlite::StmtPtr insert_, head_, get_, begin_, commit_, upto_, hash_of_, pending_rows_,
+      block_insert_, index_insert_;
   ChainHead head_cache_;
+  // The records after the last index block: ids (indexed_upto_, head_cache_.id], in order.
+  std::int64_t indexed_upto_ = 0;
+  std::vector<PendingEntry> pending_;
   TimeCache event_time_cache_, processing_time_cache_;
   std::string buf_;  // prev_hash + "\n" + canonical body, reused between appends
   std::string evidence_buf_;
   std::string actions_buf_;
+  std::string blob_buf_;
+  mutable std::map<std::string, sqlite::StmtPtr, std::less<>> query_cache_;
   Status last_error_;
 };
 

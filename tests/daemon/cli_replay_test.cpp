@@ -120,3 +120,73 @@ TEST_CASE("replay --log writes a hash-chained log that `gavel log verify` accept
   CHECK(broken.exit_code == 1);
   CHECK(broken.out.find("broken:") != std::string::npos);
 }
+
+TEST_CASE("explain shows the rule text, the values read and the trigger; log shadow compares shadow with live",
+          "[cli]") {
+  fs::path dir = fs::temp_directory_path() / ("gavel-cli-" + std::to_string(::getpid())) / "shadow";
+  fs::remove_all(dir);
+  fs::create_directories(dir / "rules");
+  std::ofstream(dir / "rules" / "leads.gavel") << R"(event page_view { lead_id: text, page: text }
+entity lead keyed by lead_id { stage: text = "new" }
+score lead_score for lead {
+  on page_view where page like "/pricing*" add 30
+  on page_view add 5
+}
+rule handoff_live {
+  owner "revops@example.com"
+  on lead_score crosses above 50
+  then webhook "sales_queue" with { lead: lead.lead_id }
+  mode live
+}
+rule handoff_v2 {
+  owner "revops@example.com"
+  on lead_score crosses above 60
+  then webhook "sales_queue" with { lead: lead.lead_id }
+  mode shadow
+}
+)";
+  std::ofstream events(dir / "events.ndjson");
+  // A /pricing view adds 35, another view 5: L1 reaches 80 and L2 75 (both rules hand them
+  // over), L3 reaches 55 (only the live rule, at 50, does).
+  int n = 0;
+  for (const auto& [lead, pages] : std::vector<std::pair<std::string, std::vector<std::string>>>{
+           {"L1", {"/pricing", "/pricing", "/x", "/x"}}, {"L2", {"/pricing", "/pricing", "/x"}}, {"L3", {"/pricing", "/x", "/x", "/x", "/x"}}}) {
+    for (const auto& page : pages) {
+      events << R"({"event":"page_view","id":"e)" << ++n << R"(","time":"2026-10-01T09:)" << (10 + n)
+             << R"(:00Z","lead_id":")" << lead << R"(","page":")" << page << "\"}\n";
+    }
+  }
+  events.close();
+  std::string db = (dir / "log.db").string();
+  Run replay = Gavel("replay --rules " + (dir / "rules").string() + " --events " + (dir / "events.ndjson").string() +
+                     " --log " + db);
+  INFO(replay.err);
+  REQUIRE(replay.exit_code == 0);
+  Run shadow = Gavel("log shadow --db " + db);
+  INFO(shadow.err);
+  REQUIRE(shadow.exit_code == 0);
+  CHECK(shadow.out.find("handoff_v2                            2       2            0          1") != std::string::npos);
+  CHECK(shadow.out.find("handoff_v2  live_only  webhook lead:L3  (live: handoff_live)") != std::string::npos);
+  // Explain the live hand-over of L3: its rule text, trigger and what it read.
+  Run why = Gavel("explain --db " + db + " --rule handoff_live --entity lead:L3");
+  INFO(why.err);
+  REQUIRE(why.exit_code == 0);
+  CHECK(why.out.find("rule handoff_live ·") != std::string::npos);
+  CHECK(why.out.find("trigger   crossing:lead_score:event:e12") != std::string::npos);
+  CHECK(why.out.find("the rule as it ran (") != std::string::npos);
+  CHECK(why.out.find("| rule handoff_live {") != std::string::npos);
+  CHECK(why.out.find("  then webhook \"sales_queue\" with { lead: lead.lead_id }") != std::string::npos);
+  CHECK(why.out.find("threshold") != std::string::npos);
+  // Why did the shadow rule not hand L3 over? It never crossed 60: no decision, and the summary says why.
+  Run why_not = Gavel("explain --db " + db + " --rule handoff_v2 --entity lead:L3");
+  CHECK(why_not.exit_code == 1);
+  CHECK(why_not.out.find("no decision of `handoff_v2` about lead:L3") != std::string::npos);
+  Run json = Gavel("explain 1 --db " + db + " --format json");
+  REQUIRE(json.exit_code == 0);
+  CHECK(json.out.find("\"rule_text\"") != std::string::npos);
+  Run missing = Gavel("explain 999 --db " + db);
+  CHECK(missing.exit_code == 1);
+  Run bad = Gavel("explain abc --db " + db);
+  CHECK(bad.exit_code == 2);
+  CHECK(bad.err.find("`abc` is not a decision id") != std::string::npos);
+}
