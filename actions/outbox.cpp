@@ -110,13 +110,14 @@ const char* StateName(OutboxState s) {
     case OutboxState::kDead: return "dead";
     case OutboxState::kRejected: return "rejected";
     case OutboxState::kExpired: return "expired";
+    case OutboxState::kHeld: return "held";
   }
   return "pending";
 }
 
 bool ParseState(const std::string& text, OutboxState& out) {
   for (auto s : {OutboxState::kAwaitingApproval, OutboxState::kPending, OutboxState::kInFlight, OutboxState::kSucceeded,
-                 OutboxState::kDead, OutboxState::kRejected, OutboxState::kExpired}) {
+                 OutboxState::kDead, OutboxState::kRejected, OutboxState::kExpired, OutboxState::kHeld}) {
     if (text == StateName(s)) {
       out = s;
       return true;
@@ -266,6 +267,23 @@ Result<OutboxState> Outbox::Record(const OutboxEntry& e, const ActionResult& r, 
   return to;
 }
 
+Status Outbox::Hold(const OutboxEntry& e, const std::string& reason, rules::TimeMs now) {
+  auto st = sqlite::Prepare(db_,
+                            "UPDATE outbox SET state = 'held', updated_ms = ?, last_result = ?"
+                            " WHERE key = ? AND state = 'in_flight'",
+                            "outbox: hold");
+  if (!st.ok()) return st.status();
+  sqlite3_stmt* q = st.value().get();
+  const std::string result = nlohmann::json({{"outcome", "held"}, {"error", reason}}).dump();
+  sqlite3_bind_int64(q, 1, now);
+  sqlite::BindStatic(q, 2, result);
+  sqlite::BindStatic(q, 3, e.key);
+  Status s = Step(db_, q, "outbox: hold");
+  if (!s.ok()) return s;
+  if (sqlite3_changes(db_) != 1) return Status::InvalidArgument("outbox: " + e.key + " is not in flight");
+  return Status::Ok();
+}
+
 Result<std::int64_t> Outbox::RecoverInFlight(rules::TimeMs now) {
   auto st = sqlite::Prepare(db_, "UPDATE outbox SET state = 'pending', next_attempt_ms = ?, updated_ms = ? WHERE state = 'in_flight'",
                             "outbox: recover");
@@ -381,7 +399,7 @@ Result<std::int64_t> Outbox::Depth() const {
 Result<std::int64_t> Outbox::CountEffects(const std::string& target, rules::TimeMs since) const {
   auto st = sqlite::Prepare(db_,
                             "SELECT count(*) FROM outbox WHERE target = ? AND created_ms >= ?"
-                            " AND state NOT IN ('rejected','expired')",
+                            " AND state NOT IN ('rejected','expired','held')",
                             "outbox: count");
   if (!st.ok()) return st.status();
   sqlite::BindStatic(st.value().get(), 1, target);

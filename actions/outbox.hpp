@@ -17,6 +17,7 @@
 //   in_flight --result: failed, or retry budget spent--> dead   (a dead letter)
 //   in_flight --found at startup--> pending       (a crash between sending and recording:
 //                                                  sent again with the SAME idempotency key)
+//   in_flight --a person changed the object--> held   (actions/manual_hold.hpp: not sent)
 //
 // Exactly once: the idempotency key "<decision id>.<index>" is fixed when the row is made
 // and sent with every attempt, so a receiver that honours it (webhooks, the ad-platform
@@ -44,7 +45,7 @@
 
 namespace gavel::actions {
 
-enum class OutboxState { kAwaitingApproval, kPending, kInFlight, kSucceeded, kDead, kRejected, kExpired };
+enum class OutboxState { kAwaitingApproval, kPending, kInFlight, kSucceeded, kDead, kRejected, kExpired, kHeld };
 const char* StateName(OutboxState s);
 bool ParseState(const std::string& text, OutboxState& out);
 
@@ -101,6 +102,8 @@ class Outbox {
   // for a retry.
   Result<OutboxState> Record(const OutboxEntry& e, const ActionResult& r, rules::TimeMs now, const RetryPolicy& policy,
                              std::mt19937_64& rng, rules::TimeMs* next = nullptr);
+  // An in-flight row that is not sent because a person changed its object (final).
+  Status Hold(const OutboxEntry& e, const std::string& reason, rules::TimeMs now);
   // At startup: rows left in flight by a crash go back to pending, due now. Returns how many.
   Result<std::int64_t> RecoverInFlight(rules::TimeMs now);
 

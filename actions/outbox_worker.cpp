@@ -106,6 +106,34 @@ Status OutboxWorker::RecordResult(const OutboxEntry& e, const ActionResult& r, O
   return txn.Commit();
 }
 
+Status OutboxWorker::RecordHold(const OutboxEntry& e, const std::string& reason, OutboxPassStats& stats) {
+  const rules::TimeMs now = clock_.Now();
+  WriteTxn txn(db_);
+  Status s = txn.Begin();
+  if (!s.ok()) return s;
+  s = outbox_.Hold(e, reason, now);
+  if (!s.ok()) return s;
+  rules::Decision d;
+  d.kind = "action";
+  d.rule = e.request.rule;
+  d.version = e.request.rule_version;
+  d.event_time = now;
+  d.processing_time = now;
+  d.trigger = "outbox:" + e.key;
+  d.entity_type = e.request.entity_type;
+  d.entity_id = e.request.entity_id;
+  d.outcome = "held";
+  d.reason = reason;
+  d.evidence["decision_id"] = e.decision_id;
+  d.evidence["action_index"] = e.index;
+  d.evidence["idempotency_key"] = e.key;
+  d.evidence["executor"] = e.executor;
+  d.actions.push_back(nlohmann::ordered_json::parse(e.request.intent.dump()));
+  if (!log_.Append(d)) return Status::IoError("outbox worker: the decision log refused the hold of " + e.key);
+  stats.held++;
+  return txn.Commit();
+}
+
 Result<OutboxPassStats> OutboxWorker::RunOnce() {
   OutboxPassStats stats;
   const rules::TimeMs now = clock_.Now();
@@ -139,6 +167,14 @@ Result<OutboxPassStats> OutboxWorker::RunOnce() {
   if (!claimed.ok()) return claimed.status();
   for (const OutboxEntry& e : claimed.value()) {
     stats.attempted++;
+    if (options_.precheck) {
+      std::string hold = options_.precheck(e.request);
+      if (!hold.empty()) {
+        Status s = RecordHold(e, hold, stats);
+        if (!s.ok()) return s;
+        continue;
+      }
+    }
     ActionResult r;
     auto it = executors_.find(e.executor);
     if (it == executors_.end() || !it->second) {

@@ -18,6 +18,7 @@
 
 #include <sqlite3.h>
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <random>
@@ -35,6 +36,9 @@ struct OutboxWorkerOptions {
   int batch = 32;                        // rows claimed per pass
   std::string escalation_channel;        // dead-letter alerts ("" : only logged)
   std::uint64_t seed = 0x9e3779b97f4a7c15ull;  // jitter
+  // Asked before each attempt: a non-empty reason holds the action instead of sending it
+  // (actions/manual_hold.hpp: a person changed the object recently).
+  std::function<std::string(const ActionRequest&)> precheck;
 };
 
 struct OutboxPassStats {
@@ -42,6 +46,7 @@ struct OutboxPassStats {
   int succeeded = 0;
   int retrying = 0;
   int dead = 0;
+  int held = 0;
 };
 
 class OutboxWorker {
@@ -59,6 +64,7 @@ class OutboxWorker {
 
  private:
   Status RecordResult(const OutboxEntry& e, const ActionResult& r, OutboxPassStats& stats);
+  Status RecordHold(const OutboxEntry& e, const std::string& reason, OutboxPassStats& stats);
 
   sqlite3* db_;
   rules::DecisionSink& log_;

@@ -84,7 +84,9 @@ struct Fixture {
   std::unique_ptr<Outbox> outbox;
   std::unique_ptr<GateKeeper> gates;
   explicit Fixture(GateConfig config = {}) {
-    path = (std::filesystem::temp_directory_path() / ("gavel-gates-" + std::to_string(::getpid()) + ".db")).string();
+    path = (std::filesystem::temp_directory_path() /
+            ("gavel-gates-" + std::to_string(::getpid()) + ".db"))
+               .string();
     std::filesystem::remove(path);
     auto compiled = gavel::dsl::CompileSources({{"r.gavel", kRules}});
     INFO(gavel::dsl::RenderText(compiled.sources, compiled.diags.list()));
@@ -110,7 +112,8 @@ struct Fixture {
     std::filesystem::remove(path + "-shm");
   }
   // A decision as the engine makes it: one pause of `adset`, in the rule's mode.
-  static Decision Pause(const std::string& rule, const std::string& adset, const std::string& mode) {
+  static Decision Pause(const std::string& rule, const std::string& adset,
+                        const std::string& mode) {
     Decision d;
     d.kind = "rule";
     d.rule = rule;
@@ -162,7 +165,8 @@ TEST_CASE("a live action passes every gate in order and waits in the outbox", "[
 TEST_CASE("dry_run and shadow decide and log but put nothing in the outbox", "[gates]") {
   Fixture f;
   Decision dry = f.Run(Fixture::Pause("dry_pause", "a1", "dry_run"), T("2026-11-02T09:00:00Z"));
-  Decision shadow = f.Run(Fixture::Pause("shadow_pause", "a1", "shadow"), T("2026-11-02T09:00:00Z"));
+  Decision shadow =
+      f.Run(Fixture::Pause("shadow_pause", "a1", "shadow"), T("2026-11-02T09:00:00Z"));
   CHECK(Gates(dry) == "kill_switch=pass mode=stop -> dry_run");
   CHECK(Gates(shadow) == "kill_switch=pass mode=stop -> shadow");
   CHECK(f.outbox->Depth().value() == 0);
@@ -170,10 +174,12 @@ TEST_CASE("dry_run and shadow decide and log but put nothing in the outbox", "[g
 
 TEST_CASE("the kill switch blocks every action and says who turned it on and why", "[gates]") {
   Fixture f;
-  REQUIRE(f.controls->SetKillSwitch(true, "ana@ops", "platform outage", T("2026-11-02T08:00:00Z")).ok());
+  REQUIRE(f.controls->SetKillSwitch(true, "ana@ops", "platform outage", T("2026-11-02T08:00:00Z"))
+              .ok());
   Decision d = f.Run(Fixture::Pause("live_pause", "a1", "live"), T("2026-11-02T09:00:00Z"));
   CHECK(Gates(d) == "kill_switch=stop -> blocked");
-  CHECK(d.actions[0]["gates"][0]["detail"] == "on since 2026-11-02T08:00:00Z by ana@ops: platform outage");
+  CHECK(d.actions[0]["gates"][0]["detail"] ==
+        "on since 2026-11-02T08:00:00Z by ana@ops: platform outage");
   CHECK(f.outbox->Depth().value() == 0);
   // Off again: actions flow. The switch survives a restart of the controls (durable).
   REQUIRE(f.controls->SetKillSwitch(false, "ana@ops", "resolved", T("2026-11-02T10:00:00Z")).ok());
@@ -206,7 +212,8 @@ TEST_CASE("an entity pinned by an operator is left alone until the pin ends", "[
   REQUIRE(f.controls->SetPin(pin).ok());
   Decision pinned = f.Run(Fixture::Pause("live_pause", "a1", "live"), T("2026-11-02T09:00:00Z"));
   CHECK(Gates(pinned) == "kill_switch=pass mode=pass override=stop -> blocked");
-  CHECK(pinned.actions[0]["gates"][2]["detail"] == "pinned by ana@ops until 2026-12-01T00:00:00Z: launch week");
+  CHECK(pinned.actions[0]["gates"][2]["detail"] ==
+        "pinned by ana@ops until 2026-12-01T00:00:00Z: launch week");
   Decision other = f.Run(Fixture::Pause("live_pause", "a2", "live"), T("2026-11-02T09:00:00Z"));
   CHECK(other.actions[0]["disposition"] == "execute");
   Decision after = f.Run(Fixture::Pause("live_pause", "a1", "live"), T("2026-12-01T00:00:00Z"));
@@ -221,12 +228,14 @@ TEST_CASE("past the per-entity daily change budget an action is blocked and esca
   config.escalation_channel = "oncall";
   Fixture f(config);
   for (int i = 0; i < 2; ++i) {
-    Decision d = f.Run(Fixture::Pause("live_pause", "a1", "live"), T("2026-11-02T09:00:00Z") + i * 60000);
+    Decision d =
+        f.Run(Fixture::Pause("live_pause", "a1", "live"), T("2026-11-02T09:00:00Z") + i * 60000);
     CHECK(d.actions[0]["disposition"] == "execute");
   }
   Decision third = f.Run(Fixture::Pause("live_pause", "a1", "live"), T("2026-11-02T10:00:00Z"));
   CHECK(Gates(third) == "kill_switch=pass mode=pass override=pass limits=stop -> blocked");
-  CHECK(third.actions[0]["gates"][3]["detail"] == "2 changes to adset_daily:a1 today (budget 2 per day)");
+  CHECK(third.actions[0]["gates"][3]["detail"] ==
+        "2 changes to adset_daily:a1 today (budget 2 per day)");
   REQUIRE(third.actions.size() == 2);
   CHECK(third.actions[1]["action"] == "notify_slack");
   CHECK(third.actions[1]["channel"] == "oncall");
@@ -235,8 +244,10 @@ TEST_CASE("past the per-entity daily change budget an action is blocked and esca
   REQUIRE(escalation.ok());
   CHECK(escalation.value().executor == "slack");
   // Another entity, and the next UTC day, have budgets of their own.
-  CHECK(f.Run(Fixture::Pause("live_pause", "a2", "live"), T("2026-11-02T10:00:00Z")).actions[0]["disposition"] == "execute");
-  CHECK(f.Run(Fixture::Pause("live_pause", "a1", "live"), T("2026-11-03T00:00:00Z")).actions[0]["disposition"] == "execute");
+  CHECK(f.Run(Fixture::Pause("live_pause", "a2", "live"), T("2026-11-02T10:00:00Z"))
+            .actions[0]["disposition"] == "execute");
+  CHECK(f.Run(Fixture::Pause("live_pause", "a1", "live"), T("2026-11-03T00:00:00Z"))
+            .actions[0]["disposition"] == "execute");
 }
 
 TEST_CASE("a rule that hits its own limit escalates once per limit window", "[gates]") {
@@ -253,7 +264,8 @@ TEST_CASE("a rule that hits its own limit escalates once per limit window", "[ga
   Decision first = f.Run(limited("a1"), T("2026-11-02T09:00:00Z"));
   REQUIRE(first.actions.size() == 1);
   CHECK(first.actions[0]["state"] == "escalation");
-  CHECK(first.actions[0]["text"].get<std::string>().find("reached its limit (2 per 3600s)") != std::string::npos);
+  CHECK(first.actions[0]["text"].get<std::string>().find("reached its limit (2 per 3600s)") !=
+        std::string::npos);
   CHECK(f.Run(limited("a2"), T("2026-11-02T09:30:00Z")).actions.empty());
   CHECK(f.Run(limited("a3"), T("2026-11-02T10:00:00Z")).actions.size() == 1);
 }
@@ -265,27 +277,32 @@ TEST_CASE("an action that needs approval waits, and is approved, rejected or exp
   Decision b = f.Run(Fixture::Pause("approved_pause", "a2", "live"), t0);
   Decision c = f.Run(Fixture::Pause("approved_pause", "a3", "live"), t0);
   CHECK(Gates(a) == "kill_switch=pass mode=pass override=pass approval=wait -> awaiting_approval");
-  CHECK(a.actions[0]["gates"][3]["detail"] == "until an operator approves, at most until 2026-11-02T10:00:00Z");
-  const std::string ka = std::to_string(a.id) + ".0", kb = std::to_string(b.id) + ".0", kc = std::to_string(c.id) + ".0";
+  CHECK(a.actions[0]["gates"][3]["detail"] ==
+        "until an operator approves, at most until 2026-11-02T10:00:00Z");
+  const std::string ka = std::to_string(a.id) + ".0", kb = std::to_string(b.id) + ".0",
+                    kc = std::to_string(c.id) + ".0";
   CHECK(f.outbox->Get(ka).value().state == OutboxState::kAwaitingApproval);
   REQUIRE(f.outbox->Approve(ka, "ana@ops", t0 + 60000).ok());
   CHECK(f.outbox->Get(ka).value().state == OutboxState::kPending);
   CHECK(f.outbox->Get(ka).value().decided_by == "ana@ops");
-  CHECK(f.outbox->Approve(ka, "ana@ops", t0 + 60000).code() == gavel::Status::Code::kInvalidArgument);
+  CHECK(f.outbox->Approve(ka, "ana@ops", t0 + 60000).code() ==
+        gavel::Status::Code::kInvalidArgument);
   REQUIRE(f.outbox->Reject(kb, "bo@ops", t0 + 60000).ok());
   CHECK(f.outbox->Get(kb).value().state == OutboxState::kRejected);
   auto expired = f.outbox->ExpireApprovals(t0 + 3600 * 1000);
   REQUIRE(expired.ok());
   REQUIRE(expired.value().size() == 1);
   CHECK(expired.value()[0].key == kc);
-  CHECK(f.outbox->Approve(kc, "ana@ops", t0 + 3700 * 1000).code() == gavel::Status::Code::kInvalidArgument);
+  CHECK(f.outbox->Approve(kc, "ana@ops", t0 + 3700 * 1000).code() ==
+        gavel::Status::Code::kInvalidArgument);
   CHECK(f.outbox->Approve("999.0", "ana@ops", t0).code() == gavel::Status::Code::kNotFound);
 }
 
 TEST_CASE("a `set` on engine state is internal and passes no gate", "[gates]") {
   Fixture f;
   Decision d = Fixture::Pause("live_pause", "a1", "live");
-  d.actions[0] = nlohmann::ordered_json{{"action", "set"}, {"field", "lead.stage"}, {"value", "MQL"}, {"mode", "live"}};
+  d.actions[0] = nlohmann::ordered_json{
+      {"action", "set"}, {"field", "lead.stage"}, {"value", "MQL"}, {"mode", "live"}};
   d = f.Run(d, T("2026-11-02T09:00:00Z"));
   CHECK(d.actions[0]["disposition"] == "internal");
   CHECK_FALSE(d.actions[0].contains("gates"));
