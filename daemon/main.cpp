@@ -3,6 +3,7 @@
 #include <string>
 #include <vector>
 
+#include "daemon/cli_backtest.hpp"
 #include "daemon/cli_check.hpp"
 #include "daemon/cli_explain.hpp"
 #include "daemon/cli_log.hpp"
@@ -17,6 +18,8 @@ constexpr const char* kUsage =
     "  check   compile rule files and report diagnostics and the compiled program\n"
     "  replay  run the engine over recorded events (and a warehouse) on a simulated clock\n"
     "  log     list decisions from a decision log, or `log verify` its hash chain\n"
+    "  backtest what the rules would have done over history (report: text, JSON, HTML)\n"
+    "  diff    the same history through two versions of the rules, side by side\n"
     "  explain why a decision was made (or why a rule did not act on an entity)\n"
     "run `gavel <command> --help` for the options of a command\n";
 
@@ -35,6 +38,8 @@ int main(int argc, char** argv) {
     if (verb == "replay") return gavel::cli::RunReplay(args, std::cout, std::cerr);
     if (verb == "log") return gavel::cli::RunLog(args, std::cout, std::cerr);
     if (verb == "test") return gavel::cli::RunTest(args, std::cout, std::cerr);
+    if (verb == "backtest") return gavel::cli::RunBacktest(args, std::cout, std::cerr);
+    if (verb == "diff") return gavel::cli::RunDiff(args, std::cout, std::cerr);
     if (verb == "explain") return gavel::cli::RunExplain(args, std::cout, std::cerr);
   } catch (const std::exception& e) {
     std::cerr << "gavel " << verb << ": internal error: " << e.what() << "\n";
