@@ -23,6 +23,21 @@ Status Engine::OnEvent(const Event& e) {
 
 void Engine::Start(TimeMs t) { now_ = t; }
 
+Status Engine::RunSchedulesNow(TimeMs t) {
+  Impl& im = *impl_;
+  for (const auto& r : im.p.rules) {
+    if (r.trigger != dsl::TriggerKind::kSchedule) continue;
+    Status s = im.RunScheduledRule(r, t);
+    if (!s.ok()) return s;
+  }
+  for (const auto& a : im.p.alerts) {
+    Status s = im.RunAlert(a, t);
+    if (!s.ok()) return s;
+  }
+  now_ = std::max(now_, t);
+  return Status::Ok();
+}
+
 TimeMs Engine::NextWakeup() {
   Impl& im = *impl_;
   TimeMs next = im.timers.empty() ? -1 : im.timers.top().at;

@@ -87,6 +87,10 @@ class Engine {
   Status OnEvent(const Event& e);
   // Writes the summary of evaluations that did not fire since the last summary.
   Status FlushSummary();
+  // Runs every scheduled rule and alert once, now, at time `t` (for `gavel plan`: "what would
+  // the rules do now?"), without moving their schedules. Alert states, cooldowns and limits
+  // change as in a tick; run it on an engine restored for the purpose, not the live one.
+  Status RunSchedulesNow(TimeMs t);
   // The earliest time at which AdvanceTo has work (a timer or a schedule tick), or -1 if
   // nothing is scheduled. The daemon sleeps until then (or until the next event).
   TimeMs NextWakeup();

@@ -730,3 +730,18 @@ TEST_CASE("a tick that runs more than the tolerance after its time is logged as 
   CHECK(sink.decisions[0].evidence["late_by_ms"] == 5 * 60 * 1000);
   CHECK(sink.decisions[1].event_time == due);
 }
+
+TEST_CASE("RunSchedulesNow runs every scheduled rule once at the given time without moving schedules",
+          "[engine]") {
+  Warehouse w("now");
+  w.AdSet("zero_large", 150, 0, 40);
+  Harness h(kCpa, T("2026-10-03T23:00:00Z"), w.Open());
+  const TimeMs next = h.engine->NextWakeup();
+  h.clock.Set(T("2026-10-03T23:30:00Z"));
+  REQUIRE(h.engine->RunSchedulesNow(T("2026-10-03T23:30:00Z")).ok());
+  REQUIRE(h.sink.decisions.size() == 1);
+  CHECK(h.sink.decisions[0].entity_id == "zero_large");
+  CHECK(h.sink.decisions[0].outcome == "fired");
+  CHECK(h.sink.decisions[0].trigger == "tick:2026-10-03T23:30:00Z");
+  CHECK(h.engine->NextWakeup() == next);
+}
