@@ -87,6 +87,9 @@ class Engine {
   Status OnEvent(const Event& e);
   // Writes the summary of evaluations that did not fire since the last summary.
   Status FlushSummary();
+  // Makes room for `events` more event ids in the duplicate check (a replay knows how many
+  // it will apply; growing the table as it fills costs a rehash of every id seen).
+  void ReserveEvents(std::size_t events);
   // Runs every scheduled rule and alert once, now, at time `t` (for `gavel plan`: "what would
   // the rules do now?"), without moving their schedules. Alert states, cooldowns and limits
   // change as in a tick; run it on an engine restored for the purpose, not the live one.

@@ -79,7 +79,18 @@ Status Engine::Impl::Checkpoint(StateSink& sink) {
     // would cost a B-tree insert per event.
     char key[24];
     std::snprintf(key, sizeof key, "%020lld", static_cast<long long>(++event_batches));
-    Status s = sink.Put("events", "", key, nlohmann::json(new_event_ids));
+    // Written as text directly: a million ids as nlohmann::json would be a million nodes.
+    std::string text;
+    std::size_t bytes = 2;
+    for (const auto& id : new_event_ids) bytes += id.size() + 3;
+    text.reserve(bytes);
+    text += '[';
+    for (std::size_t i = 0; i < new_event_ids.size(); ++i) {
+      if (i) text += ',';
+      text += nlohmann::json(new_event_ids[i]).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    }
+    text += ']';
+    Status s = sink.PutText("events", "", key, text);
     if (!s.ok()) return s;
   }
   // Global bookkeeping: small, written whole.

@@ -49,6 +49,10 @@ class SeenIds {
     }
   }
   std::size_t size() const { return size_; }
+  // Makes room for `n` ids without growing again (a replay knows its event count).
+  void Reserve(std::size_t n) {
+    while ((n + 1) * 4 >= slots_.size() * 3) Grow();
+  }
 
  private:
   struct Slot {

@@ -17,6 +17,7 @@
 #include <functional>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <string_view>
 
 #include "dsl/base/status.hpp"
 
@@ -28,6 +29,14 @@ class StateSink {
   virtual Status Put(const std::string& kind, const std::string& name, const std::string& key,
                      const nlohmann::json& value) = 0;
   virtual Status Erase(const std::string& kind, const std::string& name, const std::string& key) = 0;
+  // The same as Put with a value already serialised as JSON text (large rows: building them
+  // as nlohmann::json costs an allocation per element). The default parses and calls Put.
+  virtual Status PutText(const std::string& kind, const std::string& name, const std::string& key,
+                         std::string_view json_text) {
+    nlohmann::json v = nlohmann::json::parse(json_text, nullptr, false);
+    if (v.is_discarded()) return Status::Internal("state row " + kind + "/" + name + "/" + key + " is not JSON");
+    return Put(kind, name, key, v);
+  }
 };
 
 class StateSource {

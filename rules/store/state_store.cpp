@@ -36,6 +36,19 @@ Status StateStore::Put(const std::string& kind, const std::string& name, const s
   return rc == SQLITE_DONE ? Status::Ok() : sqlite::Error(db_, rc, "state store: put");
 }
 
+Status StateStore::PutText(const std::string& kind, const std::string& name, const std::string& key,
+                           std::string_view json_text) {
+  sqlite3_stmt* st = put_.get();
+  sqlite3_reset(st);
+  sqlite3_bind_text(st, 1, kind.c_str(), -1, SQLITE_TRANSIENT);
+  sqlite3_bind_text(st, 2, name.c_str(), -1, SQLITE_TRANSIENT);
+  sqlite3_bind_text(st, 3, key.c_str(), -1, SQLITE_TRANSIENT);
+  sqlite3_bind_text(st, 4, json_text.data(), static_cast<int>(json_text.size()), SQLITE_STATIC);
+  int rc = sqlite3_step(st);
+  sqlite3_reset(st);
+  return rc == SQLITE_DONE ? Status::Ok() : sqlite::Error(db_, rc, "state store: put");
+}
+
 Status StateStore::Erase(const std::string& kind, const std::string& name, const std::string& key) {
   sqlite3_stmt* st = erase_.get();
   sqlite3_reset(st);

@@ -27,6 +27,8 @@ class StateStore final : public StateSink, public StateSource {
   Status Put(const std::string& kind, const std::string& name, const std::string& key,
              const nlohmann::json& value) override;
   Status Erase(const std::string& kind, const std::string& name, const std::string& key) override;
+  Status PutText(const std::string& kind, const std::string& name, const std::string& key,
+                 std::string_view json_text) override;
   Status ForEach(const Visitor& visit) const override;
 
  private:
