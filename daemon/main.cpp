@@ -8,6 +8,7 @@
 #include "daemon/cli_explain.hpp"
 #include "daemon/cli_log.hpp"
 #include "daemon/cli_replay.hpp"
+#include "daemon/cli_run.hpp"
 #include "daemon/cli_test.hpp"
 
 namespace {
@@ -15,12 +16,14 @@ namespace {
 constexpr const char* kUsage =
     "usage: gavel <command> [options]\n"
     "commands:\n"
-    "  check   compile rule files and report diagnostics and the compiled program\n"
-    "  replay  run the engine over recorded events (and a warehouse) on a simulated clock\n"
-    "  log     list decisions from a decision log, or `log verify` its hash chain\n"
-    "  backtest what the rules would have done over history (report: text, JSON, HTML)\n"
-    "  diff    the same history through two versions of the rules, side by side\n"
-    "  explain why a decision was made (or why a rule did not act on an entity)\n"
+    "  run       the daemon: events over HTTP, schedules, reloads, actions, crash-safe state\n"
+    "  check     compile rule files and report diagnostics and the compiled program\n"
+    "  test      run rule unit tests (.test files, docs/testing.md)\n"
+    "  replay    run the engine over recorded events (and a warehouse) on a simulated clock\n"
+    "  backtest  what the rules would have done over history (report: text, JSON, HTML)\n"
+    "  diff      the same history through two versions of the rules, side by side\n"
+    "  log       list decisions, `log verify` the hash chain, `log shadow` shadow vs live\n"
+    "  explain   why a decision was made (or why a rule did not act on an entity)\n"
     "run `gavel <command> --help` for the options of a command\n";
 
 }  // namespace
@@ -37,10 +40,11 @@ int main(int argc, char** argv) {
     if (verb == "check") return gavel::cli::RunCheck(args, std::cout, std::cerr);
     if (verb == "replay") return gavel::cli::RunReplay(args, std::cout, std::cerr);
     if (verb == "log") return gavel::cli::RunLog(args, std::cout, std::cerr);
-    if (verb == "test") return gavel::cli::RunTest(args, std::cout, std::cerr);
     if (verb == "backtest") return gavel::cli::RunBacktest(args, std::cout, std::cerr);
     if (verb == "diff") return gavel::cli::RunDiff(args, std::cout, std::cerr);
     if (verb == "explain") return gavel::cli::RunExplain(args, std::cout, std::cerr);
+    if (verb == "test") return gavel::cli::RunTest(args, std::cout, std::cerr);
+    if (verb == "run") return gavel::cli::RunDaemon(args, std::cout, std::cerr);
   } catch (const std::exception& e) {
     std::cerr << "gavel " << verb << ": internal error: " << e.what() << "\n";
     return 2;

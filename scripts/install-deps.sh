@@ -5,7 +5,7 @@ set -euo pipefail
 pkgs=(
   build-essential cmake ninja-build pkgconf ccache git
   libboost1.81-dev
-  libsqlite3-dev sqlite3 libcurl4-openssl-dev libssl-dev
+  libsqlite3-dev sqlite3 libcurl4-openssl-dev libssl-dev curl python3
   libcpp-httplib-dev nlohmann-json3-dev libspdlog-dev libfmt-dev
   catch2 libhowardhinnant-date-dev tzdata libxxhash-dev libsimdjson-dev
   clang-14 libclang-rt-14-dev
