@@ -68,6 +68,12 @@ void GateKeeper::Escalate(rules::Decision& d, const std::string& why, std::vecto
   a["text"] = why;
   a["escalation"] = true;
   a["mode"] = "live";
+  if (!config_.execute) {
+    a["disposition"] = "dry_run";
+    a["gates"] = Json::array({Verdict("mode", "stop", "dry_run: this gavel executes no actions (actions.execute is false)")});
+    d.actions.push_back(a);
+    return;
+  }
   if (config_.escalation_channel.empty()) {
     a["disposition"] = "blocked";
     a["gates"] = Json::array({Verdict("execute", "stop", "no escalation channel is configured")});
@@ -107,8 +113,13 @@ std::vector<PlannedAction> GateKeeper::Review(rules::Decision& d, rules::TimeMs 
       continue;
     }
     gates.push_back(Verdict("kill_switch", "pass"));
-    // 2. mode
+    // 2. mode (and the daemon's own switch: actions.execute)
     const std::string mode = Str(a, "mode").empty() ? "dry_run" : Str(a, "mode");
+    if (!config_.execute) {
+      gates.push_back(Verdict("mode", "stop", "dry_run: this gavel executes no actions (actions.execute is false)"));
+      finish("dry_run");
+      continue;
+    }
     if (mode != "live") {
       gates.push_back(Verdict("mode", "stop", mode == "shadow" ? "shadow: decided and logged, not executed"
                                                                : "dry_run: decided and logged, not executed"));

@@ -40,6 +40,9 @@
 namespace gavel::actions {
 
 struct GateConfig {
+  // False: nothing is executed at all, whatever the rules' modes (a daemon started without
+  // a configuration, a trial run); every action is logged as dry_run with that reason.
+  bool execute = true;
   // At most this many effects (pause, enable, set_budget) per entity per UTC day; 0: no budget.
   int max_changes_per_entity_per_day = 0;
   // Slack channel (a name from the daemon's Slack configuration) for escalations and dead

@@ -144,6 +144,18 @@ void ReadEndpoints(Reader& r, const json& root, const char* key, std::vector<End
     r.CheckKeys(e, where, {"url", "secret"});
     EndpointConfig ep;
     ep.name = name;
+    if (e.contains("url") && e["url"].is_object()) {
+      // A URL that is itself the secret (Slack incoming webhooks): {"env": ...} or {"file": ...}.
+      Secret url;
+      r.SecretRef(e, where, "url", true, url);
+      ep.url = url.value();
+      if (!ep.url.empty() && ep.url.rfind("http://", 0) != 0 && ep.url.rfind("https://", 0) != 0) {
+        r.Error(where + ".url", "the secret's value must start with http:// or https://");
+      }
+      r.SecretRef(e, where, "secret", false, ep.secret);
+      out.push_back(std::move(ep));
+      continue;
+    }
     if (!r.String(e, where, "url", ep.url)) {
       if (!e.contains("url")) r.Error(where + ".url", "missing");
       continue;
@@ -194,6 +206,8 @@ Config DefaultConfig() {
   // The sample events carry fixed dates (up to 2026-10-31); on a machine whose clock is
   // earlier they would be "in the future", so the built-in defaults accept any date.
   c.max_future_ms = 0;
+  // Started without a configuration, gavel decides and logs but changes nothing.
+  c.actions.execute = false;
   return c;
 }
 
@@ -214,7 +228,7 @@ Result<Config> LoadConfig(const std::string& path) {
   c.max_future_ms = Config{}.max_future_ms;
   Reader r;
   r.CheckKeys(root, "", {"listen", "http", "rules", "state", "warehouse", "freshness", "events", "clock",
-                         "summary_interval", "slack", "webhooks", "auth", "log"});
+                         "summary_interval", "slack", "webhooks", "actions", "auth", "log"});
   std::string listen;
   if (r.String(root, "", "listen", listen) && !ParseListen(listen, c.listen_host, c.listen_port)) {
     r.Error("listen", "`" + listen + "` is not HOST:PORT (e.g. 127.0.0.1:8080; port 0 picks a free one)");
@@ -305,6 +319,107 @@ Result<Config> LoadConfig(const std::string& path) {
   r.Duration(root, "", "summary_interval", c.summary_interval_ms);
   ReadEndpoints(r, root, "slack", c.slack);
   ReadEndpoints(r, root, "webhooks", c.webhooks);
+  for (const auto& ep : c.slack) c.actions.slack_urls[ep.name] = ep.url;
+  for (const auto& ep : c.webhooks) c.actions.webhooks[ep.name] = {ep.url, ep.secret.value(), {}};
+  if (root.contains("actions")) {
+    const json& a = root["actions"];
+    if (!a.is_object()) r.Error("actions", "must be an object");
+    else {
+      ActionsSettings& as = c.actions;
+      r.CheckKeys(a, "actions", {"execute", "escalation_channel", "max_changes_per_entity_per_day", "manual_hold", "retry",
+                                 "verify_tls", "ad_platforms", "entities", "messaging"});
+      r.Bool(a, "actions", "execute", as.execute);
+      r.String(a, "actions", "escalation_channel", as.escalation_channel);
+      std::int64_t budget = as.max_changes_per_entity_per_day;
+      r.Int(a, "actions", "max_changes_per_entity_per_day", 0, 1000, budget);
+      as.max_changes_per_entity_per_day = static_cast<int>(budget);
+      r.Duration(a, "actions", "manual_hold", as.manual_hold_ms);
+      r.Bool(a, "actions", "verify_tls", as.verify_tls);
+      if (a.contains("retry")) {
+        const json& rt = a["retry"];
+        if (!rt.is_object()) r.Error("actions.retry", "must be an object");
+        else {
+          r.CheckKeys(rt, "actions.retry", {"max_attempts", "base_delay", "max_delay"});
+          std::int64_t attempts = as.retry.max_attempts;
+          r.Int(rt, "actions.retry", "max_attempts", 1, 100, attempts);
+          as.retry.max_attempts = static_cast<int>(attempts);
+          r.Duration(rt, "actions.retry", "base_delay", as.retry.base_delay_ms);
+          r.Duration(rt, "actions.retry", "max_delay", as.retry.max_delay_ms);
+        }
+      }
+      if (a.contains("ad_platforms")) {
+        const json& pl = a["ad_platforms"];
+        if (!pl.is_object()) r.Error("actions.ad_platforms", "must be an object of name -> {\"url\", \"token\"}");
+        for (auto it = pl.begin(); pl.is_object() && it != pl.end(); ++it) {
+          const std::string where = "actions.ad_platforms." + it.key();
+          if (!it->is_object()) {
+            r.Error(where, "must be {\"url\": ..., \"token\": {\"env\": ...}}");
+            continue;
+          }
+          r.CheckKeys(*it, where, {"url", "token"});
+          ActionsSettings::Platform platform;
+          if (!r.String(*it, where, "url", platform.url)) r.Error(where + ".url", "missing");
+          Secret token;
+          r.SecretRef(*it, where, "token", true, token);
+          platform.token = token.value();
+          as.ad_platforms[it.key()] = platform;
+        }
+      }
+      if (a.contains("entities")) {
+        const json& en = a["entities"];
+        if (!en.is_object()) r.Error("actions.entities", "must be an object of entity type -> {\"platform\", \"object\"}");
+        for (auto it = en.begin(); en.is_object() && it != en.end(); ++it) {
+          const std::string where = "actions.entities." + it.key();
+          if (!it->is_object()) {
+            r.Error(where, "must be {\"platform\": ..., \"object\": ...}");
+            continue;
+          }
+          r.CheckKeys(*it, where, {"platform", "object", "currency"});
+          actions::AdEntityMapping m;
+          if (!r.String(*it, where, "platform", m.platform)) r.Error(where + ".platform", "missing");
+          if (!r.String(*it, where, "object", m.object_kind)) r.Error(where + ".object", "missing");
+          r.String(*it, where, "currency", m.default_currency);
+          as.entities[it.key()] = m;
+        }
+      }
+      if (a.contains("messaging")) {
+        const json& ms = a["messaging"];
+        if (!ms.is_object()) r.Error("actions.messaging", "must be an object of channel -> {\"url\", \"templates\"}");
+        for (auto it = ms.begin(); ms.is_object() && it != ms.end(); ++it) {
+          const std::string where = "actions.messaging." + it.key();
+          if (!it->is_object()) {
+            r.Error(where, "must be {\"url\": ..., \"secret\": ..., \"templates\": {...}}");
+            continue;
+          }
+          r.CheckKeys(*it, where, {"url", "secret", "templates"});
+          actions::MessagingChannel ch;
+          if (!r.String(*it, where, "url", ch.url)) r.Error(where + ".url", "missing");
+          Secret secret;
+          r.SecretRef(*it, where, "secret", false, secret);
+          ch.secret = secret.value();
+          if (it->contains("templates")) {
+            const json& ts = (*it)["templates"];
+            for (auto t = ts.begin(); ts.is_object() && t != ts.end(); ++t) {
+              actions::MessageTemplate mt;
+              if (t->is_object()) {
+                r.String(*t, where + ".templates." + t.key(), "subject", mt.subject);
+                r.String(*t, where + ".templates." + t.key(), "body", mt.body);
+              } else {
+                r.Error(where + ".templates." + t.key(), "must be {\"subject\": ..., \"body\": ...}");
+              }
+              ch.templates[t.key()] = mt;
+            }
+          }
+          as.messaging[it.key()] = ch;
+        }
+      }
+      for (const auto& [type, m] : as.entities) {
+        if (!as.ad_platforms.count(m.platform)) {
+          r.Error("actions.entities." + type + ".platform", "`" + m.platform + "` is not in actions.ad_platforms");
+        }
+      }
+    }
+  }
   if (root.contains("auth")) {
     const json& a = root["auth"];
     if (!a.is_object()) r.Error("auth", "must be an object with `tokens`");
@@ -372,6 +487,8 @@ std::string Describe(const Config& c) {
     << " tokens=" << c.tokens.size();
   for (const auto& t : c.tokens) o << " [" << t.name << ":" << RoleName(t.role) << " from " << t.token.source() << "]";
   o << " slack=" << c.slack.size() << " webhooks=" << c.webhooks.size();
+  o << " actions.execute=" << (c.actions.execute ? "true" : "false")
+    << " ad_platforms=" << c.actions.ad_platforms.size() << " escalation=" << c.actions.escalation_channel;
   return o.str();
 }
 

@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "daemon/actions_runtime.hpp"
 #include "dsl/base/status.hpp"
 
 namespace gavel::daemon {
@@ -94,6 +95,10 @@ struct Config {
   // Notification endpoints (used by the actions issue's executors; validated and loaded now).
   std::vector<EndpointConfig> slack;
   std::vector<EndpointConfig> webhooks;
+
+  // Actions (docs/operations.md, "Actions"): gates, outbox, executors. The built-in defaults
+  // execute nothing (actions.execute = false); a config file executes unless it says not to.
+  ActionsSettings actions;
 
   // Access control. No tokens: every request is allowed (only on a loopback address).
   std::vector<TokenConfig> tokens;

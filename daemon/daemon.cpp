@@ -16,8 +16,10 @@
 #include <set>
 #include <sstream>
 
+#include "daemon/actions_runtime.hpp"
 #include "daemon/http_api.hpp"
 #include "daemon/log.hpp"
+#include "rules/store/rule_sources.hpp"
 #include "dsl/compiler.hpp"
 #include "dsl/diagnostic.hpp"
 #include "rules/engine.hpp"
@@ -88,15 +90,23 @@ class LogSink final : public rules::DecisionSink {
  public:
   LogSink(Metrics& m) : m_(m) {}
   void Attach(rules::DecisionLog* log) { log_ = log; }
+  // The actions' gates in front of the log (ActionsRuntime::GatedSink), and its wake-up.
+  void Gate(rules::DecisionSink* gated, ActionsRuntime* actions) {
+    gated_ = gated;
+    actions_ = actions;
+  }
   bool Append(rules::Decision& d) override {
-    if (!log_ || !log_->Append(d)) return false;
+    if (!log_) return false;
+    if (gated_ ? !gated_->Append(d) : !log_->Append(d)) return false;
     pending_[d.outcome]++;
     return true;
   }
-  // Counts become visible in the metrics only when their transaction commits.
+  // Counts become visible in the metrics only when their transaction commits; the outbox
+  // worker is woken for the actions the transaction queued.
   void Committed() {
     for (const auto& [o, n] : pending_) m_.decisions.Add(o, n);
     pending_.clear();
+    if (actions_) actions_->Wake();
   }
   void RolledBack() { pending_.clear(); }
   std::int64_t pending_total() const {
@@ -108,6 +118,8 @@ class LogSink final : public rules::DecisionSink {
  private:
   Metrics& m_;
   rules::DecisionLog* log_ = nullptr;
+  rules::DecisionSink* gated_ = nullptr;
+  ActionsRuntime* actions_ = nullptr;
   std::map<std::string, std::int64_t> pending_;
 };
 
@@ -312,6 +324,7 @@ struct Daemon::Impl {
   DaemonClock clock;
   LogSink sink;
   std::unique_ptr<rules::StateDatabase> db;                 // engine thread
+  std::unique_ptr<ActionsRuntime> actions;                  // gates: engine thread; worker: its own
   WalCheckpointer checkpointer;                             // its own thread and connection
   std::unique_ptr<TimedWarehouse> warehouse;                // engine thread
   std::unique_ptr<rules::Engine> engine;                    // engine thread
@@ -606,6 +619,36 @@ struct Daemon::Impl {
     return d;
   }
 
+
+  // An operator change on the engine thread: `change` runs inside a transaction with the
+  // `operator` decision it fills in; both commit together or neither does.
+  Reply OperatorChange(const std::string& who, const std::string& via, const std::string& outcome,
+                       const std::function<Status(rules::Decision&, Reply&)>& change) {
+    return OnEngine([&]() -> Reply {
+      Reply r;
+      rules::Decision d = OperatorDecision(who, via, outcome);
+      d.version = program ? program->version : "";
+      Status s = db->Begin();
+      if (s.ok()) s = change(d, r);
+      if (s.ok()) s = sink.Append(d) ? Status::Ok() : db->log().last_error();
+      if (s.ok()) s = db->Commit();
+      if (!s.ok()) {
+        if (db->log().InTransaction()) db->Rollback();
+        sink.RolledBack();
+        // A refused change keeps its own status (400/404/409); anything else is a 500.
+        if (r.status < 400) {
+          r.status = 500;
+          r.body = ordered_json::object();
+        }
+        if (!r.body.contains("error")) r.body["error"] = s.message();
+        return r;
+      }
+      sink.Committed();
+      metrics.operator_requests.Add(outcome);
+      return r;
+    });
+  }
+
   // Swaps in a compiled program (engine thread). Returns the changes as evidence.
   Result<ordered_json> Swap(std::shared_ptr<const dsl::Program> next, const std::string& who, const std::string& via) {
     auto old_v = UnitVersions(program.get());
@@ -638,6 +681,7 @@ struct Daemon::Impl {
     if (!e.ok()) return e.status();
     engine = std::move(e.value());
     program = next;
+    if (actions) actions->SetProgram(next);
     Publish(next);
     ResetStatBases();
     UpdateStats(-1);
@@ -876,6 +920,8 @@ struct Daemon::Impl {
     } else {
       auto swapped = OnEngine([&]() -> Result<ordered_json> {
         try {
+          Status recorded = rules::RecordRuleSources(db->log().db(), *compiled.program, compiled.sources);
+          if (!recorded.ok()) return recorded;
           return Swap(compiled.program, who, via);
         } catch (const std::exception& e) {
           return Status::Internal(e.what());
@@ -1050,6 +1096,14 @@ Status Daemon::Start() {
   }
   im.program = compiled.program;
   im.Publish(im.program);
+  // The text of every unit version, for `gavel explain`.
+  Status recorded = rules::RecordRuleSources(im.db->log().db(), *im.program, compiled.sources);
+  if (!recorded.ok()) return recorded;
+  // Actions: the gates in front of the log, the outbox worker on its own connection.
+  auto actions = ActionsRuntime::Open(im.cfg.state_db, im.db->log().db(), im.program, im.cfg.actions, im.clock);
+  if (!actions.ok()) return Status::IoError("actions: " + actions.status().message());
+  im.actions = std::move(actions.value());
+  im.sink.Gate(&im.actions->GatedSink(im.db->log()), im.actions.get());
   // The simulated clock resumes where the engine stopped, if that is later than its start.
   auto e = im.BuildEngine(im.program);
   if (!e.ok()) return Status::IoError("cannot restore the engine from " + im.cfg.state_db + ": " + e.status().message());
@@ -1085,6 +1139,9 @@ int Daemon::Run() {
       }
     }
   });
+  if (Status started = im.actions->Start(); !started.ok()) {
+    Log(LogLevel::kError, "the outbox worker could not start; no action will run", {{"error", started.message()}});
+  }
   im.http->Listen();
   Log(LogLevel::kInfo, "listening", {{"address", im.cfg.listen_host}, {"port", port()}});
   // First wake-up: whatever became due while the daemon was down runs now (late ticks once).
@@ -1117,6 +1174,7 @@ int Daemon::Run() {
     }
   }
   if (im.stopper.joinable()) im.stopper.join();
+  if (im.actions) im.actions->Stop();
   im.checkpointer.Stop();
   Log(LogLevel::kInfo, "stopped", {{"exit_code", im.exit_code}});
   FlushLog();
@@ -1464,6 +1522,287 @@ Reply Daemon::Readiness() const {
   return r;
 }
 
+
+// ---------------------------------------------------------------- operator controls
+
+namespace {
+
+ordered_json PinJson(const actions::Pin& p) {
+  return {{"target", p.target}, {"until", rules::FormatTime(p.until)}, {"reason", p.reason}, {"who", p.who},
+          {"since", rules::FormatTime(p.since)}};
+}
+
+ordered_json KillJson(const actions::KillSwitch& k) {
+  return {{"on", k.on}, {"reason", k.reason}, {"who", k.who}, {"since", k.since ? rules::FormatTime(k.since) : ""}};
+}
+
+// The request body as a JSON object ("" is {}); false with an error reply if it is not one.
+bool BodyObject(const std::string& body, json& out, Reply& r) {
+  if (body.empty()) {
+    out = json::object();
+    return true;
+  }
+  out = json::parse(body, nullptr, false);
+  if (out.is_discarded() || !out.is_object()) {
+    r.status = 400;
+    r.body["error"] = "the body must be a JSON object";
+    return false;
+  }
+  return true;
+}
+
+std::string ReasonOf(const json& j) { return j.contains("reason") && j["reason"].is_string() ? j["reason"].get<std::string>() : ""; }
+
+ordered_json EntryJson(const actions::OutboxEntry& e) {
+  ordered_json j = {{"key", e.key},
+                    {"decision_id", e.decision_id},
+                    {"state", actions::StateName(e.state)},
+                    {"executor", e.executor},
+                    {"rule", e.request.rule},
+                    {"entity", e.request.entity_type + ":" + e.request.entity_id},
+                    {"attempts", e.attempts},
+                    {"created", rules::FormatTime(e.created)},
+                    {"updated", rules::FormatTime(e.updated)},
+                    {"intent", ordered_json::parse(e.request.intent.dump())}};
+  if (e.expires > 0) j["expires"] = rules::FormatTime(e.expires);
+  if (e.state == actions::OutboxState::kPending) j["next_attempt"] = rules::FormatTime(e.next_attempt);
+  if (!e.decided_by.empty()) j["decided_by"] = e.decided_by;
+  if (!e.last_result.is_null()) j["last_result"] = ordered_json::parse(e.last_result.dump());
+  return j;
+}
+
+}  // namespace
+
+Reply Daemon::Controls() {
+  Impl& im = *impl_;
+  return im.OnEngine([&]() -> Reply {
+    Reply r;
+    const actions::Controls& c = im.actions->controls();
+    r.body["kill_switch"] = KillJson(c.kill_switch());
+    r.body["flags"] = ordered_json::object();
+    for (const auto& [name, on] : c.flags()) r.body["flags"][name] = on;
+    r.body["overrides"] = ordered_json::array();
+    for (const auto& p : c.Pins(im.clock.Now())) r.body["overrides"].push_back(PinJson(p));
+    r.body["execute"] = im.cfg.actions.execute;
+    return r;
+  });
+}
+
+Reply Daemon::SetKillSwitch(const std::string& body, const std::string& who) {
+  Impl& im = *impl_;
+  Reply bad;
+  json j;
+  if (!BodyObject(body, j, bad)) return bad;
+  if (!j.contains("on") || !j["on"].is_boolean()) {
+    bad.status = 400;
+    bad.body["error"] = "give {\"on\": true|false, \"reason\": \"...\"}";
+    return bad;
+  }
+  const bool on = j["on"].get<bool>();
+  const std::string reason = ReasonOf(j);
+  return im.OperatorChange(who, "api:POST /v1/kill-switch", on ? "kill_switch_on" : "kill_switch_off",
+                           [&](rules::Decision& d, Reply& r) -> Status {
+                             Status s = im.actions->controls().SetKillSwitch(on, who, reason, im.clock.Now());
+                             if (!s.ok()) return s;
+                             d.reason = reason;
+                             d.evidence["who"] = who;
+                             d.evidence["kill_switch"] = on;
+                             r.body = KillJson(im.actions->controls().kill_switch());
+                             return Status::Ok();
+                           });
+}
+
+Reply Daemon::SetFlag(const std::string& name, const std::string& body, const std::string& who) {
+  Impl& im = *impl_;
+  Reply bad;
+  json j;
+  if (!BodyObject(body, j, bad)) return bad;
+  if (!j.contains("on") || !j["on"].is_boolean()) {
+    bad.status = 400;
+    bad.body["error"] = "give {\"on\": true|false, \"reason\": \"...\"}";
+    return bad;
+  }
+  const bool on = j["on"].get<bool>();
+  const std::string reason = ReasonOf(j);
+  return im.OperatorChange(who, "api:PUT /v1/flags/" + name, on ? "flag_on" : "flag_off",
+                           [&](rules::Decision& d, Reply& r) -> Status {
+                             Status s = im.actions->controls().SetFlag(name, on);
+                             if (!s.ok()) {
+                               r.status = 400;
+                               return s;
+                             }
+                             d.reason = reason;
+                             d.evidence["who"] = who;
+                             d.evidence["flag"] = name;
+                             d.evidence["on"] = on;
+                             r.body = {{"flag", name}, {"on", on}};
+                             return Status::Ok();
+                           });
+}
+
+Reply Daemon::AddOverride(const std::string& body, const std::string& who) {
+  Impl& im = *impl_;
+  Reply bad;
+  json j;
+  if (!BodyObject(body, j, bad)) return bad;
+  actions::Pin pin;
+  pin.who = who;
+  pin.since = im.clock.Now();
+  pin.reason = ReasonOf(j);
+  pin.target = j.contains("target") && j["target"].is_string() ? j["target"].get<std::string>() : "";
+  std::string until = j.contains("until") && j["until"].is_string() ? j["until"].get<std::string>() : "";
+  std::string dur = j.contains("for") && j["for"].is_string() ? j["for"].get<std::string>() : "";
+  std::int64_t ms = 0;
+  if (pin.target.empty() || pin.reason.empty() || until.empty() == dur.empty()) {
+    bad.status = 400;
+    bad.body["error"] = "give {\"target\": \"TYPE:ID\", \"until\": TIME or \"for\": DURATION, \"reason\": \"...\"}";
+    return bad;
+  }
+  if (!until.empty() && !rules::ParseTime(until, pin.until)) {
+    bad.status = 400;
+    bad.body["error"] = "`until` is not an RFC 3339 time: " + until;
+    return bad;
+  }
+  if (!dur.empty()) {
+    if (!ParseDurationMs(dur, ms) || ms <= 0) {
+      bad.status = 400;
+      bad.body["error"] = "`for` is not a duration (e.g. 7d, 36h): " + dur;
+      return bad;
+    }
+    pin.until = pin.since + ms;
+  }
+  return im.OperatorChange(who, "api:POST /v1/overrides", "override_added",
+                           [&](rules::Decision& d, Reply& r) -> Status {
+                             Status s = im.actions->controls().SetPin(pin);
+                             if (!s.ok()) {
+                               r.status = 400;
+                               return s;
+                             }
+                             d.reason = pin.reason;
+                             d.evidence["who"] = who;
+                             d.evidence["override"] = PinJson(pin);
+                             r.status = 201;
+                             r.body = PinJson(pin);
+                             return Status::Ok();
+                           });
+}
+
+Reply Daemon::RemoveOverride(const std::string& target, const std::string& body, const std::string& who) {
+  Impl& im = *impl_;
+  Reply bad;
+  json j;
+  if (!BodyObject(body, j, bad)) return bad;
+  return im.OperatorChange(who, "api:DELETE /v1/overrides/" + target, "override_removed",
+                           [&](rules::Decision& d, Reply& r) -> Status {
+                             Status s = im.actions->controls().RemovePin(target);
+                             if (!s.ok()) {
+                               r.status = s.code() == Status::Code::kNotFound ? 404 : 400;
+                               return s;
+                             }
+                             d.reason = ReasonOf(j);
+                             d.evidence["who"] = who;
+                             d.evidence["target"] = target;
+                             r.body = {{"target", target}, {"removed", true}};
+                             return Status::Ok();
+                           });
+}
+
+Reply Daemon::Approvals() {
+  Impl& im = *impl_;
+  return im.OnEngine([&]() -> Reply {
+    Reply r;
+    actions::OutboxFilter f;
+    f.state = actions::OutboxState::kAwaitingApproval;
+    f.limit = 1000;
+    auto rows = im.actions->outbox().List(f);
+    if (!rows.ok()) {
+      r.status = 500;
+      r.body["error"] = rows.status().message();
+      return r;
+    }
+    r.body["approvals"] = ordered_json::array();
+    for (const auto& e : rows.value()) r.body["approvals"].push_back(EntryJson(e));
+    return r;
+  });
+}
+
+Reply Daemon::DecideApproval(const std::string& key, bool approve, const std::string& body, const std::string& who) {
+  Impl& im = *impl_;
+  Reply bad;
+  json j;
+  if (!BodyObject(body, j, bad)) return bad;
+  return im.OperatorChange(who, std::string("api:POST /v1/approvals/") + key + (approve ? "/approve" : "/reject"),
+                           approve ? "approved" : "rejected", [&](rules::Decision& d, Reply& r) -> Status {
+                             Status s = approve ? im.actions->outbox().Approve(key, who, im.clock.Now())
+                                                : im.actions->outbox().Reject(key, who, im.clock.Now());
+                             if (!s.ok()) {
+                               r.status = s.code() == Status::Code::kNotFound ? 404 : 409;
+                               return s;
+                             }
+                             auto row = im.actions->outbox().Get(key);
+                             d.reason = ReasonOf(j);
+                             d.evidence["who"] = who;
+                             d.evidence["action"] = key;
+                             if (row.ok()) {
+                               d.evidence["decision_id"] = row.value().decision_id;
+                               d.rule = row.value().request.rule;
+                               r.body = EntryJson(row.value());
+                             }
+                             return Status::Ok();
+                           });
+}
+
+Reply Daemon::Outbox(const std::map<std::string, std::string>& params) {
+  Impl& im = *impl_;
+  Reply bad;
+  actions::OutboxFilter f;
+  auto it = params.find("state");
+  if (it != params.end()) {
+    actions::OutboxState st;
+    if (!actions::ParseState(it->second, st)) {
+      bad.status = 400;
+      bad.body["error"] = "unknown state `" + it->second +
+                          "` (awaiting_approval, pending, in_flight, succeeded, dead, rejected, expired, held)";
+      return bad;
+    }
+    f.state = st;
+  }
+  it = params.find("decision");
+  if (it != params.end()) {
+    try {
+      f.decision_id = std::stoll(it->second);
+    } catch (...) {
+      bad.status = 400;
+      bad.body["error"] = "`decision` must be a decision id";
+      return bad;
+    }
+  }
+  it = params.find("limit");
+  if (it != params.end()) {
+    try {
+      f.limit = std::min<std::int64_t>(std::max<std::int64_t>(std::stoll(it->second), 1), 1000);
+    } catch (...) {
+      bad.status = 400;
+      bad.body["error"] = "`limit` must be a number";
+      return bad;
+    }
+  }
+  return im.OnEngine([&]() -> Reply {
+    Reply r;
+    auto rows = im.actions->outbox().List(f);
+    if (!rows.ok()) {
+      r.status = 500;
+      r.body["error"] = rows.status().message();
+      return r;
+    }
+    r.body["actions"] = ordered_json::array();
+    for (const auto& e : rows.value()) r.body["actions"].push_back(EntryJson(e));
+    auto depth = im.actions->outbox().Depth();
+    if (depth.ok()) r.body["depth"] = depth.value();
+    return r;
+  });
+}
+
 std::string Daemon::RenderMetrics() {
   Impl& im = *impl_;
   auto prog = im.Snapshot();
@@ -1471,6 +1810,15 @@ std::string Daemon::RenderMetrics() {
   gauges["gavel_rules_loaded"] = static_cast<double>(prog->rules.size() + prog->alerts.size() + prog->journeys.size());
   gauges["gavel_ready"] = ready_ ? 1 : 0;
   gauges["gavel_clock_seconds"] = static_cast<double>(im.clock.Now()) / 1000.0;
+  if (im.actions) {
+    const ActionsStats& a = im.actions->stats();
+    gauges["gavel_outbox_depth"] = static_cast<double>(a.depth.load());
+    gauges["gavel_actions_attempted_total"] = static_cast<double>(a.attempted.load());
+    gauges["gavel_actions_succeeded_total"] = static_cast<double>(a.succeeded.load());
+    gauges["gavel_actions_retried_total"] = static_cast<double>(a.retrying.load());
+    gauges["gavel_actions_dead_total"] = static_cast<double>(a.dead.load());
+    gauges["gavel_actions_held_total"] = static_cast<double>(a.held.load());
+  }
   return metrics_.Render(gauges);
 }
 

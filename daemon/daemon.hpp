@@ -96,6 +96,16 @@ class Daemon {
   Reply Entity(const std::string& type, const std::string& id);
   Reply Rules();
   Reply SetClock(const std::string& body, const std::string& who);
+  // Operator controls and approvals (docs/operations.md, "Actions"). Each change is made on
+  // the engine thread in one transaction with an `operator` decision saying who and why.
+  Reply Controls();
+  Reply SetKillSwitch(const std::string& body, const std::string& who);
+  Reply SetFlag(const std::string& name, const std::string& body, const std::string& who);
+  Reply AddOverride(const std::string& body, const std::string& who);
+  Reply RemoveOverride(const std::string& target, const std::string& body, const std::string& who);
+  Reply Approvals();
+  Reply DecideApproval(const std::string& key, bool approve, const std::string& body, const std::string& who);
+  Reply Outbox(const std::map<std::string, std::string>& params);
   bool ready() const { return ready_.load(); }
   Reply Health() const;
   Reply Readiness() const;

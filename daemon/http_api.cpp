@@ -131,6 +131,51 @@ void HttpApi::Routes() {
                                Reply r = d.Reload(who, "api:POST /v1/reload");
                                SendJson(res, r.status, r.body);
                              }));
+  // Operator controls and approvals (docs/operations.md, "Actions").
+  s.Get("/v1/controls", route("/v1/controls", Permission::kRead,
+                              [&d](const httplib::Request&, httplib::Response& res, const std::string&) {
+                                Reply r = d.Controls();
+                                SendJson(res, r.status, r.body);
+                              }));
+  s.Post("/v1/kill-switch", route("/v1/kill-switch", Permission::kOperate,
+                                  [&d](const httplib::Request& req, httplib::Response& res, const std::string& who) {
+                                    Reply r = d.SetKillSwitch(req.body, who);
+                                    SendJson(res, r.status, r.body);
+                                  }));
+  s.Put(R"(/v1/flags/([^/]+))", route("/v1/flags", Permission::kOperate,
+                                      [&d](const httplib::Request& req, httplib::Response& res, const std::string& who) {
+                                        Reply r = d.SetFlag(req.matches[1], req.body, who);
+                                        SendJson(res, r.status, r.body);
+                                      }));
+  s.Post("/v1/overrides", route("/v1/overrides", Permission::kOperate,
+                                [&d](const httplib::Request& req, httplib::Response& res, const std::string& who) {
+                                  Reply r = d.AddOverride(req.body, who);
+                                  SendJson(res, r.status, r.body);
+                                }));
+  s.Delete(R"(/v1/overrides/([^/]+))",
+           route("/v1/overrides", Permission::kOperate,
+                 [&d](const httplib::Request& req, httplib::Response& res, const std::string& who) {
+                   Reply r = d.RemoveOverride(req.matches[1], req.body, who);
+                   SendJson(res, r.status, r.body);
+                 }));
+  s.Get("/v1/approvals", route("/v1/approvals", Permission::kRead,
+                               [&d](const httplib::Request&, httplib::Response& res, const std::string&) {
+                                 Reply r = d.Approvals();
+                                 SendJson(res, r.status, r.body);
+                               }));
+  s.Post(R"(/v1/approvals/([^/]+)/(approve|reject))",
+         route("/v1/approvals", Permission::kOperate,
+               [&d](const httplib::Request& req, httplib::Response& res, const std::string& who) {
+                 Reply r = d.DecideApproval(req.matches[1], req.matches[2] == "approve", req.body, who);
+                 SendJson(res, r.status, r.body);
+               }));
+  s.Get("/v1/outbox", route("/v1/outbox", Permission::kRead,
+                            [&d](const httplib::Request& req, httplib::Response& res, const std::string&) {
+                              std::map<std::string, std::string> params;
+                              for (const auto& [k, v] : req.params) params[k] = v;
+                              Reply r = d.Outbox(params);
+                              SendJson(res, r.status, r.body);
+                            }));
   s.Post("/v1/clock", route("/v1/clock", Permission::kAdmin,
                             [&d](const httplib::Request& req, httplib::Response& res, const std::string& who) {
                               Reply r = d.SetClock(req.body, who);

@@ -7,6 +7,7 @@
 #include "daemon/cli_check.hpp"
 #include "daemon/cli_explain.hpp"
 #include "daemon/cli_log.hpp"
+#include "daemon/cli_operator.hpp"
 #include "daemon/cli_replay.hpp"
 #include "daemon/cli_run.hpp"
 #include "daemon/cli_test.hpp"
@@ -24,6 +25,11 @@ constexpr const char* kUsage =
     "  diff      the same history through two versions of the rules, side by side\n"
     "  log       list decisions, `log verify` the hash chain, `log shadow` shadow vs live\n"
     "  explain   why a decision was made (or why a rule did not act on an entity)\n"
+    "operating a running daemon (over its HTTP API):\n"
+    "  kill-switch status|on|off     stop every action at once, or let them run again\n"
+    "  flags list|on NAME|off NAME   feature flags that rules name with `flag \"NAME\"`\n"
+    "  override list|add|remove      pin an entity: no rule touches it until the pin ends\n"
+    "  approvals list|approve|reject actions waiting for an operator (`require approval`)\n"
     "run `gavel <command> --help` for the options of a command\n";
 
 }  // namespace
@@ -44,6 +50,10 @@ int main(int argc, char** argv) {
     if (verb == "diff") return gavel::cli::RunDiff(args, std::cout, std::cerr);
     if (verb == "explain") return gavel::cli::RunExplain(args, std::cout, std::cerr);
     if (verb == "test") return gavel::cli::RunTest(args, std::cout, std::cerr);
+    if (verb == "kill-switch") return gavel::cli::RunKillSwitch(args, std::cout, std::cerr);
+    if (verb == "flags") return gavel::cli::RunFlags(args, std::cout, std::cerr);
+    if (verb == "override") return gavel::cli::RunOverride(args, std::cout, std::cerr);
+    if (verb == "approvals") return gavel::cli::RunApprovals(args, std::cout, std::cerr);
     if (verb == "run") return gavel::cli::RunDaemon(args, std::cout, std::cerr);
   } catch (const std::exception& e) {
     std::cerr << "gavel " << verb << ": internal error: " << e.what() << "\n";

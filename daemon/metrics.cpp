@@ -96,6 +96,8 @@ std::string Metrics::Render(const std::map<std::string, double>& gauges) const {
   decisions.Render("gavel_decisions_total", "Decisions written to the decision log, by outcome.", "outcome", out);
   http_responses.Render("gavel_http_responses_total", "HTTP responses by route and status code.", "route,code", out);
   reloads.Render("gavel_reloads_total", "Rule reloads by result.", "result", out);
+  operator_requests.Render("gavel_operator_changes_total", "Operator changes to controls and approvals, by outcome.",
+                           "outcome", out);
   counter("gavel_commits_total", "Transactions committed to the state database.", commits);
   counter("gavel_commit_failures_total", "Transactions that failed (the engine was rebuilt from disk).",
           commit_failures);

@@ -49,6 +49,7 @@ struct Metrics {
   LabelledCounter decisions;                       // by outcome
   LabelledCounter http_responses;                  // by "route status"
   LabelledCounter reloads;                         // by result: ok | failed
+  LabelledCounter operator_requests;               // controls and approvals, by outcome
   std::atomic<std::int64_t> ingest_queue_events{0};  // validated, waiting for the engine
   std::atomic<std::uint64_t> commits{0};
   std::atomic<std::uint64_t> commit_failures{0};
