@@ -8,6 +8,7 @@
 #include "daemon/cli_explain.hpp"
 #include "daemon/cli_log.hpp"
 #include "daemon/cli_operator.hpp"
+#include "daemon/cli_plan.hpp"
 #include "daemon/cli_replay.hpp"
 #include "daemon/cli_run.hpp"
 #include "daemon/cli_test.hpp"
@@ -23,6 +24,8 @@ constexpr const char* kUsage =
     "  replay    run the engine over recorded events (and a warehouse) on a simulated clock\n"
     "  backtest  what the rules would have done over history (report: text, JSON, HTML)\n"
     "  diff      the same history through two versions of the rules, side by side\n"
+    "  plan      what the scheduled rules would do now, each action with its gate verdicts\n"
+    "  apply     execute exactly a saved plan; refused if its rules, state or data changed\n"
     "  log       list decisions, `log verify` the hash chain, `log shadow` shadow vs live\n"
     "  explain   why a decision was made (or why a rule did not act on an entity)\n"
     "operating a running daemon (over its HTTP API):\n"
@@ -48,6 +51,8 @@ int main(int argc, char** argv) {
     if (verb == "log") return gavel::cli::RunLog(args, std::cout, std::cerr);
     if (verb == "backtest") return gavel::cli::RunBacktest(args, std::cout, std::cerr);
     if (verb == "diff") return gavel::cli::RunDiff(args, std::cout, std::cerr);
+    if (verb == "plan") return gavel::cli::RunPlan(args, std::cout, std::cerr);
+    if (verb == "apply") return gavel::cli::RunApply(args, std::cout, std::cerr);
     if (verb == "explain") return gavel::cli::RunExplain(args, std::cout, std::cerr);
     if (verb == "test") return gavel::cli::RunTest(args, std::cout, std::cerr);
     if (verb == "kill-switch") return gavel::cli::RunKillSwitch(args, std::cout, std::cerr);
