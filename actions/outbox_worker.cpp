@@ -30,6 +30,28 @@ class WriteTxn {
   bool open_ = false;
 };
 
+// The `action` record for an outbox row: who decided it, its key, its intent; the caller
+// sets the outcome, the reason and any further evidence.
+rules::Decision ActionRecord(const OutboxEntry& e, rules::TimeMs now, const char* outcome, std::string reason) {
+  rules::Decision d;
+  d.kind = "action";
+  d.rule = e.request.rule;
+  d.version = e.request.rule_version;
+  d.event_time = now;
+  d.processing_time = now;
+  d.trigger = "outbox:" + e.key;
+  d.entity_type = e.request.entity_type;
+  d.entity_id = e.request.entity_id;
+  d.outcome = outcome;
+  d.reason = std::move(reason);
+  d.evidence["decision_id"] = e.decision_id;
+  d.evidence["action_index"] = e.index;
+  d.evidence["idempotency_key"] = e.key;
+  d.evidence["executor"] = e.executor;
+  d.actions.push_back(nlohmann::ordered_json::parse(e.request.intent.dump()));
+  return d;
+}
+
 }  // namespace
 
 OutboxWorker::OutboxWorker(sqlite3* db, rules::DecisionSink& log, Outbox& outbox,
@@ -53,30 +75,16 @@ Status OutboxWorker::RecordResult(const OutboxEntry& e, const ActionResult& r, O
   rules::TimeMs next = 0;
   auto state = outbox_.Record(e, r, now, options_.retry, rng_, &next);
   if (!state.ok()) return state.status();
-  rules::Decision d;
-  d.kind = "action";
-  d.rule = e.request.rule;
-  d.version = e.request.rule_version;
-  d.event_time = now;
-  d.processing_time = now;
-  d.trigger = "outbox:" + e.key;
-  d.entity_type = e.request.entity_type;
-  d.entity_id = e.request.entity_id;
+  const char* outcome = "dead_letter";
   switch (state.value()) {
-    case OutboxState::kSucceeded: d.outcome = "succeeded"; stats.succeeded++; break;
-    case OutboxState::kPending: d.outcome = "retry"; stats.retrying++; break;
-    default: d.outcome = "dead_letter"; stats.dead++; break;
+    case OutboxState::kSucceeded: outcome = "succeeded"; stats.succeeded++; break;
+    case OutboxState::kPending: outcome = "retry"; stats.retrying++; break;
+    default: stats.dead++; break;
   }
-  d.reason = r.error.empty() ? std::string(OutcomeName(r.outcome)) : r.error;
-  d.evidence["decision_id"] = e.decision_id;
-  d.evidence["action_index"] = e.index;
-  d.evidence["idempotency_key"] = e.key;
-  d.evidence["executor"] = e.executor;
+  rules::Decision d = ActionRecord(e, now, outcome, r.error.empty() ? std::string(OutcomeName(r.outcome)) : r.error);
   d.evidence["attempt"] = e.attempts;
   d.evidence["result"] = nlohmann::ordered_json::parse(ResultJson(r).dump());
   if (state.value() == OutboxState::kPending) d.evidence["next_attempt"] = rules::FormatTime(next);
-  nlohmann::ordered_json action = nlohmann::ordered_json::parse(e.request.intent.dump());
-  d.actions.push_back(action);
   if (!log_.Append(d)) return Status::IoError("outbox worker: the decision log refused the result of " + e.key);
   // A dead letter pages the escalation channel (never for a failed escalation or dead-letter alert).
   const bool is_alert_about_us = e.request.intent.value("escalation", false) || e.request.intent.contains("dead_letter_of");
@@ -113,22 +121,7 @@ Status OutboxWorker::RecordHold(const OutboxEntry& e, const std::string& reason,
   if (!s.ok()) return s;
   s = outbox_.Hold(e, reason, now);
   if (!s.ok()) return s;
-  rules::Decision d;
-  d.kind = "action";
-  d.rule = e.request.rule;
-  d.version = e.request.rule_version;
-  d.event_time = now;
-  d.processing_time = now;
-  d.trigger = "outbox:" + e.key;
-  d.entity_type = e.request.entity_type;
-  d.entity_id = e.request.entity_id;
-  d.outcome = "held";
-  d.reason = reason;
-  d.evidence["decision_id"] = e.decision_id;
-  d.evidence["action_index"] = e.index;
-  d.evidence["idempotency_key"] = e.key;
-  d.evidence["executor"] = e.executor;
-  d.actions.push_back(nlohmann::ordered_json::parse(e.request.intent.dump()));
+  rules::Decision d = ActionRecord(e, now, "held", reason);
   if (!log_.Append(d)) return Status::IoError("outbox worker: the decision log refused the hold of " + e.key);
   stats.held++;
   return txn.Commit();
@@ -144,20 +137,7 @@ Result<OutboxPassStats> OutboxWorker::RunOnce() {
     auto expired = outbox_.ExpireApprovals(now);
     if (!expired.ok()) return expired.status();
     for (const auto& e : expired.value()) {
-      rules::Decision d;
-      d.kind = "action";
-      d.rule = e.request.rule;
-      d.version = e.request.rule_version;
-      d.event_time = now;
-      d.processing_time = now;
-      d.trigger = "outbox:" + e.key;
-      d.entity_type = e.request.entity_type;
-      d.entity_id = e.request.entity_id;
-      d.outcome = "expired";
-      d.reason = "not approved before " + rules::FormatTime(e.expires);
-      d.evidence["decision_id"] = e.decision_id;
-      d.evidence["idempotency_key"] = e.key;
-      d.actions.push_back(nlohmann::ordered_json::parse(e.request.intent.dump()));
+      rules::Decision d = ActionRecord(e, now, "expired", "not approved before " + rules::FormatTime(e.expires));
       if (!log_.Append(d)) return Status::IoError("outbox worker: the decision log refused an expiry");
     }
     s = txn.Commit();

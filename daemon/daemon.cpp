@@ -1551,6 +1551,22 @@ bool BodyObject(const std::string& body, json& out, Reply& r) {
   return true;
 }
 
+std::string ReasonOf(const json& j);
+
+// {"on": true|false, "reason": "..."}; false with an error reply otherwise.
+bool OnOffBody(const std::string& body, bool& on, std::string& reason, Reply& r) {
+  json j;
+  if (!BodyObject(body, j, r)) return false;
+  if (!j.contains("on") || !j["on"].is_boolean()) {
+    r.status = 400;
+    r.body["error"] = "give {\"on\": true|false, \"reason\": \"...\"}";
+    return false;
+  }
+  on = j["on"].get<bool>();
+  reason = ReasonOf(j);
+  return true;
+}
+
 std::string ReasonOf(const json& j) { return j.contains("reason") && j["reason"].is_string() ? j["reason"].get<std::string>() : ""; }
 
 ordered_json EntryJson(const actions::OutboxEntry& e) {
@@ -1591,15 +1607,9 @@ Reply Daemon::Controls() {
 Reply Daemon::SetKillSwitch(const std::string& body, const std::string& who) {
   Impl& im = *impl_;
   Reply bad;
-  json j;
-  if (!BodyObject(body, j, bad)) return bad;
-  if (!j.contains("on") || !j["on"].is_boolean()) {
-    bad.status = 400;
-    bad.body["error"] = "give {\"on\": true|false, \"reason\": \"...\"}";
-    return bad;
-  }
-  const bool on = j["on"].get<bool>();
-  const std::string reason = ReasonOf(j);
+  bool on = false;
+  std::string reason;
+  if (!OnOffBody(body, on, reason, bad)) return bad;
   return im.OperatorChange(who, "api:POST /v1/kill-switch", on ? "kill_switch_on" : "kill_switch_off",
                            [&](rules::Decision& d, Reply& r) -> Status {
                              Status s = im.actions->controls().SetKillSwitch(on, who, reason, im.clock.Now());
@@ -1615,15 +1625,9 @@ Reply Daemon::SetKillSwitch(const std::string& body, const std::string& who) {
 Reply Daemon::SetFlag(const std::string& name, const std::string& body, const std::string& who) {
   Impl& im = *impl_;
   Reply bad;
-  json j;
-  if (!BodyObject(body, j, bad)) return bad;
-  if (!j.contains("on") || !j["on"].is_boolean()) {
-    bad.status = 400;
-    bad.body["error"] = "give {\"on\": true|false, \"reason\": \"...\"}";
-    return bad;
-  }
-  const bool on = j["on"].get<bool>();
-  const std::string reason = ReasonOf(j);
+  bool on = false;
+  std::string reason;
+  if (!OnOffBody(body, on, reason, bad)) return bad;
   return im.OperatorChange(who, "api:PUT /v1/flags/" + name, on ? "flag_on" : "flag_off",
                            [&](rules::Decision& d, Reply& r) -> Status {
                              Status s = im.actions->controls().SetFlag(name, on);
