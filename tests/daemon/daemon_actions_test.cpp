@@ -197,3 +197,82 @@ TEST_CASE("without a configuration file the daemon executes nothing, whatever th
   auto defaults = gavel::daemon::DefaultConfig();
   CHECK_FALSE(defaults.actions.execute);
 }
+
+TEST_CASE("kill -9 between sending a pause and recording the answer: after a restart the pause is sent again "
+          "under the same key and happens once",
+          "[daemon][actions]") {
+  TempDir dir("actions-kill");
+  fs::create_directories(dir.path / "rules");
+  WriteFile(dir.path / "rules" / "ads.gavel", R"(
+table adset_daily from warehouse "adset_daily" {
+  key adset_id
+  time day
+  dims channel: text
+  facts spend: money(USD), conversions: count
+}
+rule pause_big_spenders {
+  owner "paid@example.com"
+  every 1h
+  for each adset in adset_daily over last 1d where channel == "meta"
+  when sum(spend) > 450 USD
+  then pause adset
+  mode live
+}
+)");
+  MakeWarehouse(dir.path / "warehouse.db");  // only adset-100001 spends more than 450
+  AdPlatformProcess platform("platform-token-123", 5);
+  json cfg = {{"rules", {{"paths", {(dir.path / "rules").string()}}, {"watch", false}}},
+              {"state", {{"path", (dir.path / "state.db").string()}}},
+              {"warehouse", {{"kind", "sqlite"}, {"path", (dir.path / "warehouse.db").string()}}},
+              {"clock", {{"mode", "simulated"}, {"start", "2026-11-02T00:30:00Z"}}},
+              {"events", {{"ingest_at_start", json::array()}}},
+              {"actions",
+               {{"execute", true},
+                {"ad_platforms", {{"reference", {{"url", platform.url()}, {"token", {{"env", "ADS_TOKEN"}}}}}}},
+                {"entities", {{"adset_daily", {{"platform", "reference"}, {"object", "adsets"}}}}}}}};
+  DaemonProcess d(dir.path, cfg, {{"ADS_TOKEN", "platform-token-123"}});
+  d.StartReady();
+  auto c = d.Client();
+  // The platform holds each of the next two requests for 2 s: the read that checks for
+  // manual changes, then the pause. The daemon is killed while the pause is held: it has been
+  // sent (the row committed in flight before) and its answer is never recorded.
+  platform.Call("POST", "/_faults", R"({"delay_ms": 2000, "fail_next": 2})");
+  REQUIRE(c.Post("/v1/clock", json{{"time", "2026-11-02T01:10:00Z"}}.dump(), "application/json")->status == 200);
+  bool read_done = false;
+  for (int i = 0; i < 400 && !read_done; ++i) {
+    read_done = !platform.Journal("/v1/adsets/adset-100001").empty();
+    if (!read_done) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  REQUIRE(read_done);
+  std::this_thread::sleep_for(std::chrono::milliseconds(700));  // the pause is now held by the platform
+  {
+    auto r = c.Get("/v1/outbox?state=in_flight");
+    REQUIRE(r);
+    REQUIRE(json::parse(r->body)["actions"].size() == 1);
+  }
+  d.Kill();  // SIGKILL: no answer recorded
+  std::this_thread::sleep_for(std::chrono::milliseconds(2500));  // the platform applies the pause meanwhile
+  {
+    auto journal = platform.Journal("/v1/adsets/adset-100001/pause");
+    REQUIRE(journal.size() == 1);
+    CHECK(journal[0].value("applied", false));
+  }
+  d.StartReady();
+  auto c2 = d.Client();
+  json outbox = WaitOutbox(c2, {}, [](const json& a) { return CountState(a, "succeeded") >= 1; });
+  INFO(outbox.dump(2) << "\n" << d.Log());
+  REQUIRE(outbox["actions"].size() == 1);
+  CHECK(outbox["actions"][0]["state"] == "succeeded");
+  CHECK(outbox["actions"][0]["attempts"] == 2);
+  auto journal = platform.Journal("/v1/adsets/adset-100001/pause");
+  REQUIRE(journal.size() == 2);
+  CHECK(journal[0]["idempotency_key"] == journal[1]["idempotency_key"]);
+  int applied = 0;
+  for (const auto& e : journal) applied += e.value("applied", false) ? 1 : 0;
+  CHECK(applied == 1);  // the second request was answered from the platform's idempotency store
+  // One decision, not two: the tick was committed before the crash and is not made again.
+  auto decisions = Body(c2.Get("/v1/decisions?rule=pause_big_spenders&kind=rule&limit=10"));
+  CHECK(decisions["decisions"].size() == 1);
+  CHECK(d.Log().find("actions left in flight by a crash are due again") != std::string::npos);
+  CHECK(d.Stop() == 0);
+}
