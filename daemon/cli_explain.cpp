@@ -131,7 +131,11 @@ void ExplainText(const rules::DecisionLog& log, const rules::Decision& d, std::o
       out << "  " << i + 1 << ". " << a.value("action", "?");
       if (a.contains("target")) out << " " << Scalar(a["target"]);
       if (a.contains("channel")) out << " " << Scalar(a["channel"]);
-      if (a.contains("budget")) out << " budget " << Scalar(a["budget"]) << " " << a.value("currency", "");
+      if (a.contains("budget")) {
+        out << " budget ";
+        if (a.contains("before")) out << Scalar(a["before"]) << " -> ";
+        out << Scalar(a["budget"]) << " " << a.value("currency", "");
+      }
       out << "  -> " << a.value("disposition", a.value("mode", "")) << "\n";
       if (a.contains("gates")) {
         out << "       ";
