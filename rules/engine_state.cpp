@@ -42,23 +42,26 @@ void AppendDouble(std::string& out, double v) {
   out += buf;
 }
 
-// An entity field as its state row stores it ({"t":...}, {"n":...}, {"b":...} or null).
-void AppendValue(std::string& out, const Value& v) {
+// An entity field in a compact row: a JSON string, number, true/false or null.
+void AppendPlain(std::string& out, const Value& v) {
   switch (v.kind) {
     case Value::Kind::kText:
-      out += "{\"t\":";
       out += nlohmann::json(std::string(v.text)).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-      out += '}';
       return;
-    case Value::Kind::kNumber:
-      out += "{\"n\":";
-      AppendDouble(out, v.num);
-      out += '}';
-      return;
-    case Value::Kind::kBool: out += v.num != 0 ? "{\"b\":true}" : "{\"b\":false}"; return;
+    case Value::Kind::kNumber: AppendDouble(out, v.num); return;
+    case Value::Kind::kBool: out += v.num != 0 ? "true" : "false"; return;
     case Value::Kind::kNull: break;
   }
   out += "null";
+}
+
+// A compact row's field back as a value.
+OwnedValue PlainFrom(const nlohmann::json& j) {
+  OwnedValue v;
+  if (j.is_string()) v.kind = Value::Kind::kText, v.text = j.get<std::string>();
+  else if (j.is_boolean()) v.kind = Value::Kind::kBool, v.num = j.get<bool>() ? 1 : 0;
+  else if (j.is_number()) v.kind = Value::Kind::kNumber, v.num = j.get<double>();
+  return v;
 }
 
 }  // namespace
@@ -72,31 +75,34 @@ Status Engine::Impl::Checkpoint(StateSink& sink) {
       t.rows[n].dirty = 0;
       // The row as JSON text, written directly: this runs for every entity an ingest batch
       // touched, and building nlohmann::json values for it cost most of a daemon's commit.
+      // Compact: [last_event, [field, ...], [[value, as_of, last_activity, steps, once], ...]]
+      // (fields in declaration order, scores in program order; the declared types say how to
+      // read each field back). Smaller rows are fewer pages for SQLite to rewrite per commit.
       row.clear();
-      row += "{\"last_event\":";
+      row += '[';
       AppendInt(row, t.rows[n].last_event);
-      row += ",\"fields\":[";
+      row += ",[";
       for (std::size_t f = 0; f < t.fields.size(); ++f) {
         if (f) row += ',';
-        AppendValue(row, t.fields[f].Get(n));
+        AppendPlain(row, t.fields[f].Get(n));
       }
-      row += "],\"scores\":[";
+      row += "],[";
       for (std::size_t k = 0; k < t.nscores(); ++k) {
         const ScoreState& sc = t.score(k, n);
         if (k) row += ',';
-        row += "{\"value\":";
+        row += '[';
         AppendDouble(row, sc.value);
-        row += ",\"as_of\":";
+        row += ',';
         AppendInt(row, sc.as_of);
-        row += ",\"last_activity\":";
+        row += ',';
         AppendInt(row, sc.last_activity);
-        row += ",\"steps\":";
+        row += ',';
         AppendInt(row, sc.steps_applied);
-        row += ",\"once\":";
+        row += ',';
         row += std::to_string(sc.once_mask);
-        row += '}';
+        row += ']';
       }
-      row += "]}";
+      row += "]]";
       Status s = sink.PutText("entity", t.info->name, std::string(t.id(n)), row);
       if (!s.ok()) return s;
     }
@@ -176,6 +182,25 @@ Status Engine::Impl::Restore(const StateSource& source) {
         if (ti < 0) return Status::Ok();  // an entity type the new program no longer declares
         EntityRef e{&tables[ti], tables[ti].Intern(key)};
         EntityTable& t = *e.t;
+        if (j.is_array()) {  // the compact row
+          t.rows[e.n].last_event = j.at(0).get<TimeMs>();
+          const auto& fields = j.at(1);
+          for (std::size_t i = 0; i < t.fields.size() && i < fields.size(); ++i) {
+            OwnedValue v = PlainFrom(fields[i]);
+            t.fields[i].Put(e.n, v.view());
+          }
+          const auto& scores = j.at(2);
+          for (std::size_t i = 0; i < t.nscores() && i < scores.size(); ++i) {
+            ScoreState& sc = t.score(i, e.n);
+            sc.value = scores[i].at(0).get<double>();
+            sc.as_of = scores[i].at(1).get<TimeMs>();
+            sc.last_activity = scores[i].at(2).get<TimeMs>();
+            sc.steps_applied = scores[i].at(3).get<std::int64_t>();
+            sc.once_mask = scores[i].at(4).get<std::uint64_t>();
+          }
+          return Status::Ok();
+        }
+        // The object row written before the compact form.
         t.rows[e.n].last_event = j.at("last_event").get<TimeMs>();
         const auto& fields = j.at("fields");
         for (std::size_t i = 0; i < t.fields.size() && i < fields.size(); ++i) {

@@ -745,3 +745,42 @@ TEST_CASE("RunSchedulesNow runs every scheduled rule once at the given time with
   CHECK(h.sink.decisions[0].trigger == "tick:2026-10-03T23:30:00Z");
   CHECK(h.engine->NextWakeup() == next);
 }
+
+TEST_CASE("state rows in the earlier object form (and one row per event id) are still restored", "[engine][restart]") {
+  Persistent p("oldrows");
+  {
+    auto db = gavel::rules::StateDatabase::Open(p.path);
+    REQUIRE(db.ok());
+    auto& st = db.value()->state();
+    REQUIRE(st.Put("entity", "lead", "L9",
+                   nlohmann::json::parse(R"({"last_event":1790000000000,"fields":[{"t":"VP"},{"t":"Europe/Berlin"}],)"
+                                         R"("scores":[{"value":44.0,"as_of":1790000000000,)"
+                                         R"("last_activity":1790000000000,"steps":0,"once":0}]})"))
+                .ok());
+    REQUIRE(st.Put("event", "", "old-e1", nullptr).ok());
+    REQUIRE(st.Put("meta", "engine", "state",
+                   nlohmann::json::parse(R"({"now":1790000000000,"duplicates":0,"next_tick":{},"fire_times":{},)"
+                                         R"("not_fired":{},"last_fired":{}})"))
+                .ok());
+  }
+  auto db = gavel::rules::StateDatabase::Open(p.path);
+  REQUIRE(db.ok());
+  constexpr const char* kSrc = R"(
+event page_view { lead_id: text, page: text }
+entity lead keyed by lead_id { title: text = "", timezone: text = "UTC" }
+score lead_score for lead {
+  on page_view add 10
+}
+)";
+  auto program = CompileProgram(kSrc);
+  SimulatedClock clock(1790000000000);
+  VectorSink sink;
+  Engine engine(program, {&clock, &sink, nullptr}, {});
+  REQUIRE(engine.Restore(db.value()->state()).ok());
+  CHECK(engine.ScoreOf("lead", "L9", "lead_score") == 44);
+  CHECK(engine.DescribeEntity("lead", "L9") ==
+        R"({"fields":{"title":"VP","timezone":"Europe/Berlin"},"scores":{"lead_score":44.0}})");
+  Event dup;
+  REQUIRE(gavel::rules::ParseEvent(*program, View("old-e1", "L9", "/", "2026-09-22T10:00:00Z"), dup).ok());
+  CHECK(engine.OnEvent(dup).code() == gavel::Status::Code::kInvalidArgument);  // seen before the restart
+}
