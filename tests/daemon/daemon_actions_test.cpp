@@ -276,3 +276,26 @@ rule pause_big_spenders {
   CHECK(d.Log().find("actions left in flight by a crash are due again") != std::string::npos);
   CHECK(d.Stop() == 0);
 }
+
+TEST_CASE("mistakes in the actions configuration are reported by their path", "[daemon][actions]") {
+  TempDir dir("actions-config");
+  WriteFile(dir.path / "bad.conf", R"({
+  "actions": {
+    "execute": "yes",
+    "retry": { "max_attempts": 0, "base_delay": "soon" },
+    "ad_platforms": { "reference": { "url": "http://127.0.0.1:1", "token": "written-in-the-file" } },
+    "entities": { "adset_daily": { "platform": "nope", "object": "adsets" } },
+    "surprise": 1
+  }
+})");
+  auto c = gavel::daemon::LoadConfig((dir.path / "bad.conf").string());
+  REQUIRE_FALSE(c.ok());
+  const std::string m = c.status().message();
+  INFO(m);
+  CHECK(m.find("actions.execute: must be true or false") != std::string::npos);
+  CHECK(m.find("actions.retry.max_attempts: must be between 1 and 100") != std::string::npos);
+  CHECK(m.find("actions.retry.base_delay: `soon` is not a duration") != std::string::npos);
+  CHECK(m.find("actions.ad_platforms.reference.token: secrets are not written in the config file") != std::string::npos);
+  CHECK(m.find("actions.entities.adset_daily.platform: `nope` is not in actions.ad_platforms") != std::string::npos);
+  CHECK(m.find("actions.surprise: unknown setting") != std::string::npos);
+}

@@ -432,7 +432,8 @@ TEST_CASE("the example config in examples/gavel.conf loads once its secrets are 
     text.replace(text.find(f), std::string(f).size(), local);
   }
   WriteFile(dir.path / "gavel.conf", text);
-  for (const char* v : {"GAVEL_SLACK_REVOPS_SECRET", "GAVEL_TOKEN_INGEST", "GAVEL_TOKEN_AUDITOR", "GAVEL_TOKEN_ALICE"}) {
+  for (const char* v : {"GAVEL_SLACK_REVOPS_SECRET", "GAVEL_TOKEN_INGEST", "GAVEL_TOKEN_AUDITOR", "GAVEL_TOKEN_ALICE",
+                        "GAVEL_ADS_TOKEN"}) {
     ::setenv(v, "token-value-0123456789abcdef", 1);
   }
   auto c = gavel::daemon::LoadConfig((dir.path / "gavel.conf").string());
@@ -442,7 +443,13 @@ TEST_CASE("the example config in examples/gavel.conf loads once its secrets are 
   CHECK(c.value().default_freshness_ms == 36LL * 3600 * 1000);
   CHECK(c.value().webhooks.size() == 1);
   CHECK(gavel::daemon::Describe(c.value()).find("token-value") == std::string::npos);
-  for (const char* v : {"GAVEL_SLACK_REVOPS_SECRET", "GAVEL_TOKEN_INGEST", "GAVEL_TOKEN_AUDITOR", "GAVEL_TOKEN_ALICE"}) {
+  CHECK(c.value().actions.execute);
+  CHECK(c.value().actions.escalation_channel == "#oncall");
+  CHECK(c.value().actions.max_changes_per_entity_per_day == 4);
+  CHECK(c.value().actions.entities.at("adset_daily").object_kind == "adsets");
+  CHECK(c.value().actions.ad_platforms.at("reference").token == "token-value-0123456789abcdef");
+  for (const char* v : {"GAVEL_SLACK_REVOPS_SECRET", "GAVEL_TOKEN_INGEST", "GAVEL_TOKEN_AUDITOR", "GAVEL_TOKEN_ALICE",
+                        "GAVEL_ADS_TOKEN"}) {
     ::unsetenv(v);
   }
 }
