@@ -137,6 +137,30 @@ std::string Or(const nlohmann::json& j, const char* key, const std::string& def 
   return it != j.end() && it->is_string() ? it->get<std::string>() : def;
 }
 
+// `--help`: prints the usage; true if asked.
+bool Help(const std::vector<std::string>& args, const char* usage, std::ostream& out) {
+  if (args.empty() || (args[0] != "--help" && args[0] != "-h")) return false;
+  out << usage << kCommon;
+  return true;
+}
+
+// A `list` command's GET. `rc` >= 0 is the exit status to return now (refused, or the JSON
+// printed as asked); otherwise `body` is the answer to print as text.
+struct Listed {
+  int rc = -1;
+  nlohmann::json body;
+};
+Listed GetList(const Options& o, const char* cmd, const std::string& path, const char* field, std::ostream& out,
+               std::ostream& err) {
+  Answer a = Call(o, "GET", path);
+  if (a.status != 200) return {Refused(cmd, a, err), {}};
+  if (o.format == "json") {
+    out << (field ? a.body[field] : a.body).dump(2) << "\n";
+    return {0, {}};
+  }
+  return {-1, a.body};
+}
+
 void PrintKill(const nlohmann::json& k, std::ostream& out) {
   out << "kill switch: " << (k.value("on", false) ? "ON" : "off");
   if (!Or(k, "who").empty()) out << " (since " << Or(k, "since") << " by " << Or(k, "who");
@@ -149,10 +173,7 @@ void PrintKill(const nlohmann::json& k, std::ostream& out) {
 
 int RunKillSwitch(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
   const char* usage = "usage: gavel kill-switch status | on | off [--reason R]\n";
-  if (!args.empty() && (args[0] == "--help" || args[0] == "-h")) {
-    out << usage << kCommon;
-    return 0;
-  }
+  if (Help(args, usage, out)) return 0;
   Options o;
   std::string e;
   if (!Parse(args, o, e) || (o.verb != "status" && o.verb != "on" && o.verb != "off") || !o.subject.empty()) {
@@ -169,20 +190,14 @@ int RunKillSwitch(const std::vector<std::string>& args, std::ostream& out, std::
 
 int RunFlags(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
   const char* usage = "usage: gavel flags list | on NAME | off NAME [--reason R]\n";
-  if (!args.empty() && (args[0] == "--help" || args[0] == "-h")) {
-    out << usage << kCommon;
-    return 0;
-  }
+  if (Help(args, usage, out)) return 0;
   Options o;
   std::string e;
   bool ok = Parse(args, o, e);
   if (ok && o.verb == "list" && o.subject.empty()) {
-    Answer a = Call(o, "GET", "/v1/controls");
-    if (a.status != 200) return Refused("flags", a, err);
-    if (o.format == "json") {
-      out << a.body["flags"].dump(2) << "\n";
-      return 0;
-    }
+    Listed l = GetList(o, "flags", "/v1/controls", "flags", out, err);
+    if (l.rc >= 0) return l.rc;
+    const auto& a = l;
     if (a.body["flags"].empty()) out << "no flags are set (a flag is off until it is turned on)\n";
     for (auto it = a.body["flags"].begin(); it != a.body["flags"].end(); ++it) {
       out << it.key() << "  " << (it.value().get<bool>() ? "on" : "off") << "\n";
@@ -206,20 +221,14 @@ int RunOverride(const std::vector<std::string>& args, std::ostream& out, std::os
       "       gavel override add TYPE:ID (--until TIME | --for DURATION) --reason R\n"
       "       gavel override remove TYPE:ID [--reason R]\n"
       "  An override pins an entity: no action of any rule touches it until the pin ends.\n";
-  if (!args.empty() && (args[0] == "--help" || args[0] == "-h")) {
-    out << usage << kCommon;
-    return 0;
-  }
+  if (Help(args, usage, out)) return 0;
   Options o;
   std::string e;
   bool ok = Parse(args, o, e);
   if (ok && o.verb == "list" && o.subject.empty()) {
-    Answer a = Call(o, "GET", "/v1/controls");
-    if (a.status != 200) return Refused("override", a, err);
-    if (o.format == "json") {
-      out << a.body["overrides"].dump(2) << "\n";
-      return 0;
-    }
+    Listed l = GetList(o, "override", "/v1/controls", "overrides", out, err);
+    if (l.rc >= 0) return l.rc;
+    const auto& a = l;
     if (a.body["overrides"].empty()) out << "no entity is pinned\n";
     for (const auto& p : a.body["overrides"]) {
       out << Or(p, "target") << "  until " << Or(p, "until") << "  by " << Or(p, "who") << ": " << Or(p, "reason")
@@ -262,20 +271,14 @@ int RunOverride(const std::vector<std::string>& args, std::ostream& out, std::os
 
 int RunApprovals(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
   const char* usage = "usage: gavel approvals list | approve KEY | reject KEY [--reason R]\n";
-  if (!args.empty() && (args[0] == "--help" || args[0] == "-h")) {
-    out << usage << kCommon;
-    return 0;
-  }
+  if (Help(args, usage, out)) return 0;
   Options o;
   std::string e;
   bool ok = Parse(args, o, e);
   if (ok && o.verb == "list" && o.subject.empty()) {
-    Answer a = Call(o, "GET", "/v1/approvals");
-    if (a.status != 200) return Refused("approvals", a, err);
-    if (o.format == "json") {
-      out << a.body.dump(2) << "\n";
-      return 0;
-    }
+    Listed l = GetList(o, "approvals", "/v1/approvals", nullptr, out, err);
+    if (l.rc >= 0) return l.rc;
+    const auto& a = l;
     if (a.body["approvals"].empty()) out << "nothing is waiting for approval\n";
     for (const auto& p : a.body["approvals"]) {
       const auto& intent = p["intent"];
