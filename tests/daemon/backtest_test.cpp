@@ -18,6 +18,8 @@
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
+
+#include "tests/common/golden_file.hpp"
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
@@ -146,41 +148,8 @@ std::string Normalize(std::string s) {
   return s;
 }
 
-// The first line where two texts differ, with a little context.
-std::string FirstDifference(const std::string& expected, const std::string& actual) {
-  std::istringstream a(expected), b(actual);
-  std::string x, y;
-  for (int line = 1;; ++line) {
-    bool more_a = static_cast<bool>(std::getline(a, x)),
-         more_b = static_cast<bool>(std::getline(b, y));
-    if (!more_a && !more_b) return "(they differ only in line endings)";
-    if (!more_a || !more_b || x != y) {
-      return "line " + std::to_string(line) + ":\n- " + (more_a ? x : "(end of file)") + "\n+ " +
-             (more_b ? y : "(end of file)") + "\n";
-    }
-  }
-}
-
 void CheckGolden(const std::string& name, const std::string& actual_raw) {
-  std::string actual = Normalize(actual_raw);
-  fs::path path = kGoldenDir / name;
-  const char* update = std::getenv("GAVEL_UPDATE_GOLDEN");
-  if (update != nullptr && std::string(update) == "1") {
-    std::ofstream(path, std::ios::binary) << actual;
-    WARN("updated " << path.string());
-    return;
-  }
-  if (!fs::exists(path)) {
-    FAIL("missing " << path.string()
-                    << "; run with GAVEL_UPDATE_GOLDEN=1 to write it. The output is:\n"
-                    << actual);
-  }
-  std::string expected = ReadText(path);
-  if (expected != actual) {
-    FAIL(name << " differs from the golden file at " << FirstDifference(expected, actual)
-              << "if the new output is right, accept it with GAVEL_UPDATE_GOLDEN=1");
-  }
-  SUCCEED();
+  gavel_test::CheckGoldenFile(kGoldenDir / name, Normalize(actual_raw));
 }
 
 Json ParseJson(const std::string& text) { return Json::parse(text); }

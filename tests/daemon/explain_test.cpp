@@ -13,6 +13,7 @@
 #include <sstream>
 
 #include "daemon/cli_explain.hpp"
+#include "tests/common/golden_file.hpp"
 #include "daemon/cli_replay.hpp"
 #include "rules/store/decision_log.hpp"
 
@@ -20,13 +21,6 @@ namespace {
 
 namespace fs = std::filesystem;
 const fs::path kGolden = fs::path(GAVEL_SOURCE_DIR) / "tests" / "golden" / "explain";
-
-std::string Read(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
 
 // The sample slice replayed into a log, once per process.
 const std::string& Log() {
@@ -74,15 +68,7 @@ void Check(const std::string& name, const std::vector<std::string>& args, int ex
   std::string text = out.str();
   const std::string root = std::string(GAVEL_SOURCE_DIR) + "/";
   for (std::size_t at; (at = text.find(root)) != std::string::npos;) text.erase(at, root.size());
-  const fs::path path = kGolden / name;
-  const char* update = std::getenv("GAVEL_UPDATE_GOLDEN");
-  if (update && std::string(update) == "1") {
-    std::ofstream(path, std::ios::binary) << text;
-    WARN("updated " << path.string());
-    return;
-  }
-  REQUIRE(fs::exists(path));
-  CHECK(Read(path) == text);
+  gavel_test::CheckGoldenFile(kGolden / name, text);
 }
 
 }  // namespace
