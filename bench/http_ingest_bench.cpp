@@ -4,7 +4,11 @@
 // answer (an answer means durable). Prints events/s (sustained over the whole run) and the
 // batch latency percentiles.
 //
-//   build/bench/http_ingest_bench [--batches N] [--connections C] [--leads L] [--keep DIR]
+//   build/bench/http_ingest_bench [--batches N] [--connections C] [--leads L] [--keep DIR] [--kill]
+//
+// With --kill the daemon is stopped with SIGKILL instead of SIGTERM, then started again: the
+// time until it is ready is the restore of the last snapshot plus the replay of the event
+// journal written since (daemon/event_journal.hpp).
 //
 // Defaults: 1000 batches (1,000,000 events), 16 connections, 20,000 leads. The daemon's state
 // database goes to a temp directory (kept with --keep). See docs/performance.md,
@@ -101,6 +105,7 @@ double EngineThreadCpuSeconds(pid_t pid) {
 int main(int argc, char** argv) {
   int batches = 1000, connections = 16, leads = 20000;
   std::string keep;
+  bool kill9 = false;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     auto next = [&] { return i + 1 < argc ? std::string(argv[++i]) : std::string(); };
@@ -108,8 +113,9 @@ int main(int argc, char** argv) {
     else if (a == "--connections") connections = std::stoi(next());
     else if (a == "--leads") leads = std::stoi(next());
     else if (a == "--keep") keep = next();
+    else if (a == "--kill") kill9 = true;
     else {
-      std::cerr << "usage: http_ingest_bench [--batches N] [--connections C] [--leads L] [--keep DIR]\n";
+      std::cerr << "usage: http_ingest_bench [--batches N] [--connections C] [--leads L] [--keep DIR] [--kill]\n";
       return 2;
     }
   }
@@ -139,20 +145,27 @@ int main(int argc, char** argv) {
     bodies.push_back(Batch(static_cast<std::int64_t>(b) * 1000, 1000, leads, t0));
     bytes += bodies.back().size();
   }
-  std::fflush(nullptr);
-  pid_t pid = ::fork();
-  if (pid == 0) {
-    const std::string cfg = (dir / "gavel.conf").string();
-    ::execl(bin.c_str(), bin.c_str(), "run", "--config", cfg.c_str(), static_cast<char*>(nullptr));
-    std::_Exit(127);
-  }
-  bool ready = false;
-  for (int i = 0; i < 600 && !ready; ++i) {
-    httplib::Client c("127.0.0.1", port);
-    auto r = c.Get("/readyz");
-    ready = r && r->status == 200;
-    if (!ready) std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
+  auto start_daemon = [&] {
+    std::fflush(nullptr);
+    pid_t child = ::fork();
+    if (child == 0) {
+      const std::string cfg = (dir / "gavel.conf").string();
+      ::execl(bin.c_str(), bin.c_str(), "run", "--config", cfg.c_str(), static_cast<char*>(nullptr));
+      std::_Exit(127);
+    }
+    return child;
+  };
+  auto wait_ready = [&] {
+    for (int i = 0; i < 6000; ++i) {
+      httplib::Client c("127.0.0.1", port);
+      auto r = c.Get("/readyz");
+      if (r && r->status == 200) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return false;
+  };
+  pid_t pid = start_daemon();
+  bool ready = wait_ready();
   if (!ready) {
     std::cerr << "the daemon did not get ready; see " << (dir / "daemon.log") << "\n";
     ::kill(pid, SIGKILL);
@@ -214,8 +227,22 @@ int main(int argc, char** argv) {
       }
     }
   }
-  ::kill(pid, SIGTERM);
   int status = 0;
+  double restart_seconds = -1;
+  if (kill9) {
+    ::kill(pid, SIGKILL);
+    ::waitpid(pid, nullptr, 0);
+    auto r0 = Clock::now();
+    pid = start_daemon();
+    if (!wait_ready()) {
+      std::cerr << "the daemon did not get ready after the kill; see " << (dir / "daemon.log") << "\n";
+      ::kill(pid, SIGKILL);
+      ::waitpid(pid, nullptr, 0);
+      return 1;
+    }
+    restart_seconds = std::chrono::duration<double>(Clock::now() - r0).count();
+  }
+  ::kill(pid, SIGTERM);
   ::waitpid(pid, &status, 0);
   if (failed) return 1;
   std::vector<double> all;
@@ -234,6 +261,10 @@ int main(int argc, char** argv) {
               "  HTTP threads %.2f s (%.1f us/event: HTTP, parse and validate)\n",
               cpu_engine, cpu_engine / events * 1e6, cpu_daemon - cpu_engine, (cpu_daemon - cpu_engine) / events * 1e6);
   std::printf("  engine thread, from the daemon's metrics (apply / checkpoint / commit):\n%s", split.c_str());
+  if (restart_seconds >= 0) {
+    std::printf("  after kill -9     ready again in %.2f s (last snapshot restored, event journal replayed)\n",
+                restart_seconds);
+  }
   std::printf("  daemon exit code  %d (SIGTERM drain)\n", WIFEXITED(status) ? WEXITSTATUS(status) : -1);
   if (keep.empty()) fs::remove_all(dir);
   return 0;

@@ -260,8 +260,11 @@ Result<Config> LoadConfig(const std::string& path) {
     const json& s = root["state"];
     if (!s.is_object()) r.Error("state", "must be an object");
     else {
-      r.CheckKeys(s, "state", {"path", "synchronous"});
+      r.CheckKeys(s, "state", {"path", "synchronous", "journal", "snapshot_every", "snapshot_events"});
       r.String(s, "state", "path", c.state_db);
+      r.Bool(s, "state", "journal", c.journal);
+      r.Duration(s, "state", "snapshot_every", c.snapshot_every_ms);
+      r.Int(s, "state", "snapshot_events", 1, std::int64_t{1} << 40, c.snapshot_events);
       std::string sync;
       if (r.String(s, "state", "synchronous", sync)) {
         if (sync == "full") c.synchronous_full = true;
@@ -482,6 +485,9 @@ std::string Describe(const Config& c) {
     << c.listen_port << " rules=";
   for (std::size_t i = 0; i < c.rules.size(); ++i) o << (i ? "," : "") << c.rules[i];
   o << " state=" << c.state_db << (c.synchronous_full ? " (synchronous=full)" : "")
+    << (c.journal ? " (journal, snapshot every " + std::to_string(c.snapshot_every_ms / 1000) + "s or " +
+                        std::to_string(c.snapshot_events) + " events)"
+                  : " (no journal)")
     << " warehouse=" << (c.warehouse_kind == "none" ? "none" : c.warehouse_path)
     << " clock=" << (c.simulated_clock ? "simulated from " + rules::FormatTime(c.clock_start_ms) : "wall")
     << " tokens=" << c.tokens.size();

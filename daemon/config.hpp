@@ -69,6 +69,12 @@ struct Config {
   // State database (decision log + engine state, one SQLite file).
   std::string state_db = "out/gavel-state.db";
   bool synchronous_full = false;  // fsync each commit (survives power loss, not only crashes)
+  // Ingest commits write their events to a journal; the engine state is written as a
+  // snapshot at most every `snapshot_every_ms` or `snapshot_events` journaled events (and at
+  // every timer, tick, reload and shutdown). Off: every commit writes the state it changed.
+  bool journal = true;
+  std::int64_t snapshot_every_ms = 30 * 1000;
+  std::int64_t snapshot_events = 1000000;
 
   // Warehouse: "sqlite" (embedded, default) or "none".
   std::string warehouse_kind = "sqlite";

@@ -17,6 +17,7 @@
 #include <sstream>
 
 #include "daemon/actions_runtime.hpp"
+#include "daemon/event_journal.hpp"
 #include "daemon/http_api.hpp"
 #include "daemon/log.hpp"
 #include "rules/store/rule_sources.hpp"
@@ -96,6 +97,12 @@ class LogSink final : public rules::DecisionSink {
     actions_ = actions;
   }
   bool Append(rules::Decision& d) override {
+    if (muted_) {
+      // Replaying the event journal: the decision is already in the log (and its actions in
+      // the outbox); count it and write nothing.
+      muted_count_++;
+      return true;
+    }
     if (!log_) return false;
     if (gated_ ? !gated_->Append(d) : !log_->Append(d)) return false;
     pending_[d.outcome]++;
@@ -109,6 +116,12 @@ class LogSink final : public rules::DecisionSink {
     if (actions_) actions_->Wake();
   }
   void RolledBack() { pending_.clear(); }
+  // While muted, decisions are counted and not written (event-journal replay).
+  void Mute(bool on) {
+    muted_ = on;
+    muted_count_ = 0;
+  }
+  std::int64_t muted_count() const { return muted_count_; }
   std::int64_t pending_total() const {
     std::int64_t n = 0;
     for (const auto& [o, c] : pending_) n += c;
@@ -121,6 +134,8 @@ class LogSink final : public rules::DecisionSink {
   rules::DecisionSink* gated_ = nullptr;
   ActionsRuntime* actions_ = nullptr;
   std::map<std::string, std::int64_t> pending_;
+  bool muted_ = false;
+  std::int64_t muted_count_ = 0;
 };
 
 // Moves SQLite's WAL checkpoints (copying committed pages into the main file, with its
@@ -324,6 +339,8 @@ struct Daemon::Impl {
   DaemonClock clock;
   LogSink sink;
   std::unique_ptr<rules::StateDatabase> db;                 // engine thread
+  std::unique_ptr<EventJournal> journal;                    // engine thread; null: journal off
+  SteadyClock::time_point last_snapshot = SteadyClock::now();  // engine thread
   std::unique_ptr<ActionsRuntime> actions;                  // gates: engine thread; worker: its own
   WalCheckpointer checkpointer;                             // its own thread and connection
   std::unique_ptr<TimedWarehouse> warehouse;                // engine thread
@@ -405,8 +422,8 @@ struct Daemon::Impl {
   }
 
   // Runs whatever is due up to the clock's now (inside the caller's transaction).
-  Status AdvanceToNow() {
-    const TimeMs now = clock.Now();
+  Status AdvanceToNow() { return AdvanceClockTo(clock.Now()); }
+  Status AdvanceClockTo(TimeMs now) {
     auto t0 = SteadyClock::now();
     std::int64_t before = 0;
     for (const auto& [u, h] : engine->health()) before += h.evaluations;
@@ -430,16 +447,39 @@ struct Daemon::Impl {
     Status s = db->Begin();
     if (!s.ok()) return s;
     s = e->Restore(db->state());
+    if (s.ok() && journal && journal->rows() > 0) s = ReplayJournal(*e, *prog);
     if (s.ok() && extra) s = extra();
     if (s.ok()) s = e->Checkpoint(db->state());
+    if (s.ok() && journal && journal->rows() > 0) s = journal->Clear();
     if (s.ok()) s = db->Commit();
     if (!s.ok()) {
       if (db->log().InTransaction()) db->Rollback();
       sink.RolledBack();
+      if (journal) journal->Recount();
       return s;
     }
     sink.Committed();
+    last_snapshot = SteadyClock::now();
     return e;
+  }
+
+  // Applies the event journal to an engine just restored from the last snapshot (inside the
+  // caller's transaction), with the decision sink muted: every decision these events made is
+  // already in the log. See daemon/event_journal.hpp.
+  Status ReplayJournal(rules::Engine& e, const dsl::Program& prog) {
+    auto r = daemon::ReplayJournal(db->log().db(), "main", prog, e, [this](bool begin) -> std::int64_t {
+      if (begin) sink.Mute(true);
+      return sink.muted_count();
+    });
+    sink.Mute(false);
+    if (!r.ok()) return r.status();
+    const JournalReplay& j = r.value();
+    Log(!j.other_decision_counts && !j.unparsable && !j.other_program ? LogLevel::kInfo : LogLevel::kWarn,
+        "event journal replayed onto the last snapshot",
+        {{"rows", j.rows}, {"events", j.events}, {"unparsable", j.unparsable},
+         {"rows_with_other_decision_counts", j.other_decision_counts},
+         {"journal_from_another_program", j.other_program}});
+    return Status::Ok();
   }
 
   // After a failed transaction: memory may be ahead of disk, so rebuild from disk.
@@ -460,9 +500,11 @@ struct Daemon::Impl {
     UpdateStats(-1);
   }
 
-  // One transaction around `body` (which runs engine work), with checkpoint and commit; on
-  // failure the engine is rebuilt. Returns the failure, if any.
-  Status Transaction(const std::function<Status()>& body) {
+  // One transaction around `body` (which runs engine work), then the engine state and the
+  // commit; on failure the engine is rebuilt. With `journaled`, body has written an event
+  // journal row and the state is left to the next snapshot; otherwise this is a snapshot:
+  // Engine::Checkpoint of everything changed since the last one, and the journal cleared.
+  Status Transaction(const std::function<Status()>& body, bool journaled = false) {
     auto t0 = SteadyClock::now();
     auto us = [](SteadyClock::duration d) {
       return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(d).count());
@@ -470,7 +512,10 @@ struct Daemon::Impl {
     Status s = db->Begin();
     if (s.ok()) s = body();
     auto t1 = SteadyClock::now();
-    if (s.ok()) s = engine->Checkpoint(db->state());
+    if (s.ok() && !journaled) {
+      s = engine->Checkpoint(db->state());
+      if (s.ok() && journal && journal->rows() > 0) s = journal->Clear();
+    }
     auto t2 = SteadyClock::now();
     if (s.ok()) s = db->Commit();
     metrics.apply_us += us(t1 - t0);
@@ -479,13 +524,38 @@ struct Daemon::Impl {
     if (!s.ok()) {
       if (db->log().InTransaction()) db->Rollback();
       sink.RolledBack();
+      if (journal) journal->Recount();
       Rebuild(s);
       return s;
     }
     sink.Committed();
     metrics.commits++;
+    if (journaled) {
+      metrics.journal_commits++;
+    } else {
+      metrics.snapshots++;
+      last_snapshot = SteadyClock::now();
+    }
     metrics.commit_seconds.Observe(Seconds(SteadyClock::now() - t0));
     return s;
+  }
+
+  // Whether an ingest commit of `events` more events at `now` may be a journal row: the
+  // journal is on, no timer or tick is due (the batch's work then depends only on the state,
+  // the program and the events), and no snapshot is due.
+  bool MayJournal(TimeMs now, std::int64_t events) {
+    if (!journal || !cfg.journal) return false;
+    const TimeMs due = engine->NextWakeup();
+    if (due >= 0 && due <= now) return false;
+    if (journal->events() + events > cfg.snapshot_events) return false;
+    return SteadyClock::now() - last_snapshot < std::chrono::milliseconds(cfg.snapshot_every_ms);
+  }
+
+  // Writes a snapshot now if the journal holds anything (before a reload, or a read of
+  // state that lives in the database).
+  Status SnapshotIfJournaled() {
+    if (!journal || journal->rows() == 0 || failed || !engine) return Status::Ok();
+    return Transaction([] { return Status::Ok(); });
   }
 
   bool SummaryDue() const {
@@ -547,8 +617,12 @@ struct Daemon::Impl {
       s = Status::Unavailable("the engine is not running (see the log); restart the daemon");
     } else {
       try {
+        const TimeMs now = clock.Now();
+        const bool journaled = MayJournal(now, events);
+        std::string body;  // the journal row: every event given to the engine, as received
+        std::int64_t given = 0;
         s = Transaction([&]() -> Status {
-          Status st = AdvanceToNow();
+          Status st = AdvanceClockTo(now);
           for (Pending* p : batch) {
             const bool revalidate = p->program != program;
             for (std::size_t i = 0; st.ok() && i < p->events.size(); ++i) {
@@ -567,10 +641,18 @@ struct Daemon::Impl {
               if (r.ok()) p->status[i] = 0;
               else if (r.code() == Status::Code::kInvalidArgument) p->status[i] = 1;
               else st = r;
+              if (journaled) {
+                body.append(p->raw[i]);
+                body += '\n';
+                given++;
+              }
             }
           }
+          if (st.ok() && journaled) {
+            st = journal->Append(now, program->version, sink.pending_total(), given, body);
+          }
           return st;
-        });
+        }, journaled);
       } catch (const std::exception& e) {
         s = Status::Internal(std::string("internal error: ") + e.what());
         if (db->log().InTransaction()) db->Rollback();
@@ -670,6 +752,9 @@ struct Daemon::Impl {
     evidence["changed"] = changed;
     evidence["added"] = added;
     evidence["removed"] = removed;
+    // The events journaled since the last snapshot were applied by the old program: write
+    // its state first, so the new engine starts from a snapshot with an empty journal.
+    if (Status snap = SnapshotIfJournaled(); !snap.ok()) return snap;
     auto e = BuildEngine(next, [&]() -> Status {
       rules::Decision d = OperatorDecision(who, via, "reloaded");
       d.version = next->version;
@@ -1074,6 +1159,13 @@ Status Daemon::Start() {
   }
   s0 = im.checkpointer.Start(im.db->log().db(), im.cfg.state_db);
   if (!s0.ok()) return s0;
+  // The event journal. Attached even when it is turned off, so that a journal left by an
+  // earlier run with it on is still replayed (and then cleared) by the first BuildEngine.
+  {
+    auto j = EventJournal::Attach(im.db->log().db());
+    if (!j.ok()) return Status::IoError("state database " + im.cfg.state_db + ": " + j.status().message());
+    if (im.cfg.journal || j.value()->rows() > 0) im.journal = std::move(j.value());
+  }
   im.sink.Attach(&im.db->log());
   // The warehouse.
   if (im.cfg.warehouse_kind == "sqlite") {
@@ -1312,6 +1404,10 @@ Reply Daemon::Entity(const std::string& type, const std::string& id) {
   };
   Out out = im.OnEngine([&]() -> Out {
     Out o;
+    // Journey rows are read from the database: bring it up to date with the journal first.
+    if (Status snap = im.SnapshotIfJournaled(); !snap.ok()) {
+      Log(LogLevel::kWarn, "snapshot before an entity read failed", {{"error", snap.message()}});
+    }
     o.described = im.engine ? im.engine->DescribeEntity(type, id) : "";
     sqlite3* db = im.db->log().db();
     auto recent = sqlite::Prepare(

@@ -12,9 +12,10 @@
 //     a reload swaps it atomically; a batch validated against the old snapshot is re-checked
 //     against the new program by the engine thread before it is applied). A validated batch
 //     is queued and the worker blocks on its promise. The engine thread takes EVERY batch
-//     waiting at that moment (group commit), applies them, appends their decisions and
-//     Engine::Checkpoint to the StateDatabase in ONE transaction, commits, and only then
-//     fulfils the promises: an event is acknowledged (200) only once it is durable. If the
+//     waiting at that moment (group commit), applies them, appends their decisions and their
+//     events' journal row (or a snapshot: Engine::Checkpoint) to the StateDatabase in ONE
+//     transaction, commits, and only then fulfils the promises: an event is acknowledged
+//     (200) only once it is durable. If the
 //     transaction fails, it is rolled back and the engine is rebuilt from the database
 //     (Engine::Restore), so memory never runs ahead of disk; the waiting batches get 503.
 //   * Reads that need the engine (entities, rules) are posted to the engine thread and
@@ -34,10 +35,15 @@
 //   No exception crosses the event loop: every handler catches and logs.
 //
 // Crash safety: the engine's state and the decision log share one SQLite file and each
-// commit holds the decisions and the state of the same inputs; an event id is stored with
-// the state, so a resent event is a duplicate, and a batch that was not acknowledged was not
-// committed (resend it). After kill -9, Start() restores timers, journeys, alert states and
-// schedule bookkeeping; ticks missed while down run once, late (coalesce_missed_ticks).
+// commit holds the decisions and the inputs that made them: an ingest commit with nothing
+// else due holds its events as an event-journal row (daemon/event_journal.hpp), every other
+// commit (timers, ticks, summaries, reloads, shutdown, and every state.snapshot_every or
+// state.snapshot_events) a snapshot of the engine state, which clears the journal. Event ids
+// are in the journal or the snapshot, so a resent event is a duplicate, and a batch that was
+// not acknowledged was not committed (resend it). After kill -9, Start() restores the last
+// snapshot (timers, journeys, alert states, schedule bookkeeping), applies the journal with
+// the decision sink muted (those decisions are in the log), and writes a snapshot; ticks
+// missed while down run once, late (coalesce_missed_ticks).
 #pragma once
 
 #include <atomic>

@@ -101,6 +101,10 @@ std::string Metrics::Render(const std::map<std::string, double>& gauges) const {
   counter("gavel_commits_total", "Transactions committed to the state database.", commits);
   counter("gavel_commit_failures_total", "Transactions that failed (the engine was rebuilt from disk).",
           commit_failures);
+  counter("gavel_journal_commits_total",
+          "Ingest commits written as event-journal rows (the engine state written at the next snapshot).",
+          journal_commits);
+  counter("gavel_snapshots_total", "Snapshots of the engine state (each clears the event journal).", snapshots);
   counter("gavel_warehouse_errors_total", "Warehouse queries that failed.", warehouse_errors);
   auto seconds = [&](const std::string& name, const std::string& help, std::uint64_t us) {
     Header(name, help, "counter", out);

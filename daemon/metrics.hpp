@@ -62,6 +62,10 @@ struct Metrics {
   std::atomic<std::uint64_t> apply_us{0};       // Engine::AdvanceTo + OnEvent (decisions appended)
   std::atomic<std::uint64_t> checkpoint_us{0};  // Engine::Checkpoint into the state table
   std::atomic<std::uint64_t> commit_us{0};      // COMMIT (WAL write, and SQLite's checkpoints)
+  // The event journal (daemon/event_journal.hpp): ingest commits written as journal rows,
+  // and snapshots of the engine's state (each one clears the journal).
+  std::atomic<std::uint64_t> journal_commits{0};
+  std::atomic<std::uint64_t> snapshots{0};
 
   // Renders everything; `extra` gauges are computed by the caller (rules loaded, ...).
   std::string Render(const std::map<std::string, double>& gauges) const;

@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "actions/controls.hpp"
+#include "daemon/event_journal.hpp"
 #include "dsl/base/sha256.hpp"
 #include "rules/engine.hpp"
 #include "rules/state.hpp"
@@ -265,6 +266,12 @@ Status Evaluate(const PlanInputs& in, sqlite3* db, const std::string& schema,
   if (!s.ok()) return s;
   pv.state_rows = source.rows();
   pv.state_sha256 = source.sha256();
+  // Ingest batches a daemon journaled since its last snapshot are part of the state
+  // (daemon/event_journal.hpp): applied here too; their decisions are in the log already.
+  auto journal = daemon::ReplayJournal(db, schema, p, *ev.engine);
+  if (!journal.ok()) return journal.status();
+  ev.sink.decisions.clear();
+  if (journal.value().rows > 0) pv.state_sha256 = Sha256Hex(pv.state_sha256 + "\njournal " + journal.value().sha256);
   if (in.at < ev.engine->now()) {
     return Status::InvalidArgument("the plan's time " + rules::FormatTime(in.at) +
                                    " is before the state's time " +
@@ -1035,6 +1042,10 @@ Result<ApplyOutcome> ApplyPlan(const PlanInputs& in_given, const dsl::SourceMana
     outcome.logged.push_back(d);
   }
   s = ev.engine->Checkpoint(db.state());
+  // The state written now includes the journaled batches: the journal is done with.
+  if (s.ok() && HasTable(conn, "main", "event_journal")) {
+    s = sqlite::Exec(conn, "DELETE FROM event_journal", "apply: clear the event journal");
+  }
   if (s.ok()) s = rules::RecordRuleSources(conn, *in.program, sources);
   if (!s.ok()) return s;
   for (const auto& d : outcome.logged) {

@@ -147,7 +147,18 @@ Status Engine::Impl::Checkpoint(StateSink& sink) {
     text += '[';
     for (std::size_t i = 0; i < new_event_ids.size(); ++i) {
       if (i) text += ',';
-      text += nlohmann::json(new_event_ids[i]).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+      const std::string& id = new_event_ids[i];
+      // Most ids need no escaping (printable ASCII without quotes or backslashes): copied as
+      // they are; the rest go through the JSON library.
+      bool plain = true;
+      for (unsigned char ch : id) plain &= ch >= 0x20 && ch < 0x7f && ch != '"' && ch != '\\';
+      if (plain) {
+        text += '"';
+        text += id;
+        text += '"';
+      } else {
+        text += nlohmann::json(id).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+      }
     }
     text += ']';
     Status s = sink.PutText("events", "", key, text);

@@ -401,7 +401,8 @@ TEST_CASE("gavel run refuses a bad config and names the setting", "[daemon]") {
   TempDir dir("config");
   WriteFile(dir.path / "bad.conf",
             "{\n  // comments are fine\n  \"listen\": \"nowhere\",\n  \"auth\": {\"tokens\": [{\"name\": \"x\", "
-            "\"role\": \"king\", \"token\": \"literal-secret\"}]},\n  \"colour\": 1\n}\n");
+            "\"role\": \"king\", \"token\": \"literal-secret\"}]},\n  \"colour\": 1,\n"
+            "  \"state\": {\"journal\": \"yes\", \"snapshot_every\": \"often\", \"snapshot_events\": 0}\n}\n");
   const std::string out = (dir.path / "out.txt").string();
   const std::string cmd = std::string(GAVEL_BINARY_DIR) + "/gavel run --config " + (dir.path / "bad.conf").string() +
                           " > " + out + " 2>&1";
@@ -412,6 +413,9 @@ TEST_CASE("gavel run refuses a bad config and names the setting", "[daemon]") {
   CHECK(text.find("auth.tokens[0].role: must be one of") != std::string::npos);
   CHECK(text.find("auth.tokens[0].token: secrets are not written in the config file") != std::string::npos);
   CHECK(text.find("colour: unknown setting") != std::string::npos);
+  CHECK(text.find("state.journal: must be true or false") != std::string::npos);
+  CHECK(text.find("state.snapshot_every: `often` is not a duration") != std::string::npos);
+  CHECK(text.find("state.snapshot_events: must be between 1 and") != std::string::npos);
   CHECK(text.find("literal-secret") == std::string::npos);
 }
 
