@@ -496,3 +496,31 @@ TEST_CASE("a scheduled rule whose warehouse query fails shows its health and las
   CHECK(m.find("gavel_warehouse_query_seconds_count 0\n") == std::string::npos);
   CHECK(d.Stop() == 0);
 }
+
+TEST_CASE("summaries are written on time while events keep arriving", "[daemon]") {
+  TempDir dir("summary");
+  json cfg = LeadConfig(dir.path);
+  cfg["summary_interval"] = "300ms";
+  DaemonProcess d(dir.path, cfg);
+  d.StartReady();
+  auto c = d.Client();
+  // Back to back for about 1.5 s: every drain re-arms the wake timer, which must still let
+  // the summary (and its snapshot) through when it is due.
+  const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(1500);
+  int n = 0;
+  while (std::chrono::steady_clock::now() < until) {
+    // One resent event per batch: a summary has something to count (duplicates).
+    std::string body = Event("page_view", "sv-again", "2026-10-01T09:00:00Z", "L0", R"(,"page":"/blog/x")") + "\n";
+    for (int i = 0; i < 50; ++i, ++n) {
+      body += Event("page_view", "sv-" + std::to_string(n), "2026-10-01T09:00:00Z", "L" + std::to_string(n % 40),
+                    R"(,"page":"/blog/x")") +
+              "\n";
+    }
+    auto r = c.Post("/v1/events", body, "application/x-ndjson");
+    REQUIRE(r);
+    REQUIRE(r->status == 200);
+  }
+  INFO("events sent: " << n);
+  CHECK(AllDecisions(d, "kind=summary").size() >= 2);
+  CHECK(d.Stop() == 0);
+}
