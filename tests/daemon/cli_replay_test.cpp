@@ -69,6 +69,40 @@ TEST_CASE("replay reports a malformed line with its number and reason, skips it 
   CHECK(r.out.find("rule mql_handoff lead=L1 fired (live)") != std::string::npos);
 }
 
+TEST_CASE("replay parses on every core and still reports bad lines in file order with their numbers", "[cli]") {
+  // 3,000 lines, out of time order in places, bad lines spread over the file (the parse is
+  // split into ranges of lines, one per thread), a CRLF line and a missing final newline.
+  std::string text;
+  for (int i = 1; i <= 3000; ++i) {
+    if (i == 7 || i == 1501 || i == 2999) {
+      text += "{\"event\":\"page_view\",\"id\":\"bad" + std::to_string(i) + "\"}\n";
+      continue;
+    }
+    const int minute = i % 500 == 0 ? 1 : i / 60 + 2;  // every 500th line is early
+    char time[32];
+    std::snprintf(time, sizeof time, "2026-10-01T%02d:%02d:00Z", 8 + minute / 60, minute % 60);
+    text += std::string("{\"event\":\"page_view\",\"id\":\"e") + std::to_string(i) + "\",\"time\":\"" + time +
+            "\",\"lead_id\":\"L" + std::to_string(i % 37) + "\",\"page\":\"/pricing\"}" +
+            (i == 1200 ? "\r\n" : i == 3000 ? "" : "\n");
+  }
+  std::string events = WriteFile("many.ndjson", text);
+  Run r = Gavel("replay --timings --format none --rules " + std::string(GAVEL_SOURCE_DIR) + "/playbooks --events " +
+                events);
+  INFO(r.err);
+  CHECK(r.exit_code == 0);
+  const auto a = r.err.find("many.ndjson:7: rejected: missing `time`");
+  const auto b = r.err.find("many.ndjson:1501: rejected: missing `time`");
+  const auto c = r.err.find("many.ndjson:2999: rejected: missing `time`");
+  REQUIRE(a != std::string::npos);
+  REQUIRE(b != std::string::npos);
+  REQUIRE(c != std::string::npos);
+  CHECK(a < b);
+  CHECK(b < c);
+  CHECK(r.err.find("replayed 2997 events") != std::string::npos);
+  CHECK(r.err.find("3 lines rejected, 0 duplicate events skipped") != std::string::npos);
+  CHECK(r.err.find("timings: read, parse and sort") != std::string::npos);
+}
+
 TEST_CASE("replay refuses unknown options and unreadable files with exit 2", "[cli]") {
   CHECK(Gavel("replay --bogus").exit_code == 2);
   Run r = Gavel("replay --rules " + std::string(GAVEL_SOURCE_DIR) + "/playbooks --events /nonexistent.ndjson");
