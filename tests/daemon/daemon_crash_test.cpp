@@ -63,7 +63,18 @@ std::vector<std::string> Canonical(DaemonProcess& d) {
   return out;
 }
 
-}  // namespace
+// The leads' scores, fields and journey positions are the same in both daemons.
+void SameLeads(DaemonProcess& d, DaemonProcess& ref, std::initializer_list<const char*> leads) {
+  for (const char* lead : leads) {
+    INFO("lead " << lead);
+    const std::string path = std::string("/v1/entities/lead/") + lead;
+    json a = json::parse(d.Client().Get(path.c_str())->body);
+    json b = json::parse(ref.Client().Get(path.c_str())->body);
+    CHECK(a["scores"] == b["scores"]);
+    CHECK(a["fields"] == b["fields"]);
+    CHECK(a["journeys"] == b["journeys"]);
+  }
+}
 
 // The metric `name` from /metrics (-1 if absent).
 double Metric(DaemonProcess& d, const std::string& name) {
@@ -76,6 +87,8 @@ double Metric(DaemonProcess& d, const std::string& name) {
   }
   return -1;
 }
+
+}  // namespace
 
 TEST_CASE("kill -9 in the middle of a batch, restart and resend: nothing is lost, nothing is decided twice",
           "[daemon][crash]") {
@@ -167,12 +180,7 @@ TEST_CASE("kill -9 in the middle of a batch, restart and resend: nothing is lost
   const auto want = Canonical(ref);
   CHECK(got.size() == want.size());
   CHECK(got == want);
-  for (const char* lead : {"L0", "L1", "L77", "L499"}) {
-    json a = json::parse(c.Get((std::string("/v1/entities/lead/") + lead).c_str())->body);
-    json b = json::parse(ref.Client().Get((std::string("/v1/entities/lead/") + lead).c_str())->body);
-    CHECK(a["scores"] == b["scores"]);
-    CHECK(a["fields"] == b["fields"]);
-  }
+  SameLeads(d, ref, {"L0", "L1", "L77", "L499"});
   CHECK(d.Stop() == 0);
   CHECK(ref.Stop() == 0);
 }
@@ -296,13 +304,7 @@ TEST_CASE("batches journaled before a reload and an entity read survive a kill -
   const auto got = Canonical(d);
   const auto want = Canonical(ref);
   CHECK(got == want);
-  for (const char* lead : {"L0", "L1", "L250", "L499"}) {
-    json a = json::parse(c2.Get((std::string("/v1/entities/lead/") + lead).c_str())->body);
-    json b = json::parse(ref.Client().Get((std::string("/v1/entities/lead/") + lead).c_str())->body);
-    CHECK(a["scores"] == b["scores"]);
-    CHECK(a["fields"] == b["fields"]);
-    CHECK(a["journeys"] == b["journeys"]);
-  }
+  SameLeads(d, ref, {"L0", "L1", "L250", "L499"});
   CHECK(d.Stop() == 0);
   CHECK(ref.Stop() == 0);
 }
