@@ -16,14 +16,19 @@
 //   * Every other transaction (timers, ticks, summaries, reloads, shutdown) and every
 //     `snapshot_every`/`snapshot_events` writes a snapshot instead: Engine::Checkpoint of
 //     everything changed since the last snapshot, and Clear() of the journal, in one
-//     transaction.
+//     transaction. Clear() only moves the journal's start past its last row; the rows before
+//     the start are deleted a few at a time by later commits (Collect), because deleting a
+//     snapshot's worth of large rows at once cost as much as writing them and stalled ingest
+//     for a third of a second.
 //   * Recovery: restore the snapshot, then apply the journal rows in order (AdvanceTo(at), then
 //     each event) with the decision sink muted — their decisions are already in the log, so no
 //     decision is made twice — then write a snapshot. A row whose replay makes a different
 //     number of decisions than it recorded is reported (the state is still the best available).
 //
-// Table: event_journal(seq INTEGER PRIMARY KEY, at INTEGER, program TEXT, decisions INTEGER,
-// events INTEGER, body TEXT): `body` is the events as NDJSON, one line each, as received.
+// Tables: event_journal(seq INTEGER PRIMARY KEY, at INTEGER, program TEXT, decisions INTEGER,
+// events INTEGER, body TEXT): `body` is the events as NDJSON, one line each, as received;
+// event_journal_start(id = 1, seq): the first live row (rows before it are garbage; no row:
+// every row is live).
 // Thread-safety: none; the engine thread's connection only.
 #pragma once
 
@@ -52,7 +57,7 @@ struct JournalRow {
   std::string_view body;        // NDJSON, valid during the visit
 };
 
-// Visits the rows of `schema`.event_journal in order (none if the table does not exist).
+// Visits the live rows of `schema`.event_journal in order (none if the table does not exist).
 Status ForEachJournalRow(sqlite3* db, const std::string& schema, const std::function<Status(const JournalRow&)>& visit);
 
 // What a replay did.
@@ -75,6 +80,10 @@ Result<JournalReplay> ReplayJournal(sqlite3* db, const std::string& schema, cons
                                     rules::Engine& engine,
                                     const std::function<std::int64_t(bool begin)>& row_decisions = nullptr);
 
+// Marks every row of the journal on `db`'s main schema as applied (after a snapshot written
+// by another program, e.g. `gavel apply`); nothing if there is no journal.
+Status MarkJournalApplied(sqlite3* db);
+
 class EventJournal {
  public:
   // Uses `db` (not owned); creates the table if missing; counts the rows already there.
@@ -83,21 +92,27 @@ class EventJournal {
   // Appends one batch, inside the caller's transaction.
   Status Append(rules::TimeMs at, std::string_view program, std::int64_t decisions, std::int64_t events,
                 std::string_view body);
-  // Deletes every row (after a snapshot, in its transaction).
+  // Ends the journal (after a snapshot, in its transaction): every row so far is garbage.
   Status Clear();
+  // Deletes up to `limit` garbage rows, oldest first (inside the caller's transaction).
+  Status Collect(int limit);
 
   // Rows and events written since the last Clear (as far as this object knows: after a
   // rollback, call Recount()).
   std::int64_t rows() const { return rows_; }
   std::int64_t events() const { return events_; }
+  std::int64_t garbage() const { return garbage_; }
   Status Recount();
 
  private:
   explicit EventJournal(sqlite3* db) : db_(db) {}
   sqlite3* db_;
-  sqlite::StmtPtr insert_;
+  sqlite::StmtPtr insert_, collect_;
+  std::int64_t start_ = 0;     // the first live seq
+  std::int64_t next_seq_ = 1;  // the seq of the next row
   std::int64_t rows_ = 0;
   std::int64_t events_ = 0;
+  std::int64_t garbage_ = 0;
 };
 
 }  // namespace gavel::daemon

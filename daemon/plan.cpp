@@ -1043,9 +1043,7 @@ Result<ApplyOutcome> ApplyPlan(const PlanInputs& in_given, const dsl::SourceMana
   }
   s = ev.engine->Checkpoint(db.state());
   // The state written now includes the journaled batches: the journal is done with.
-  if (s.ok() && HasTable(conn, "main", "event_journal")) {
-    s = sqlite::Exec(conn, "DELETE FROM event_journal", "apply: clear the event journal");
-  }
+  if (s.ok()) s = daemon::MarkJournalApplied(conn);
   if (s.ok()) s = rules::RecordRuleSources(conn, *in.program, sources);
   if (!s.ok()) return s;
   for (const auto& d : outcome.logged) {
