@@ -49,12 +49,19 @@ nlohmann::ordered_json ToJson(const Decision& d, bool with_chain = false);
 // One line per decision, for `replay` output and golden decision logs.
 std::string RenderLine(const Decision& d);
 
+struct CompactDecision;  // rules/compact_decision.hpp
+
 class DecisionSink {
  public:
   virtual ~DecisionSink() = default;
   // Appends; returns false if the record could not be made durable (the engine then stops
   // acting on this input and reports the failure).
   virtual bool Append(Decision& d) = 0;
+  // Appends a rule's decision given in compact form (the engine's fast path for event and
+  // crossing rules). The default materializes it (Materialize) and calls Append, so a sink
+  // sees the same Decision either way; a sink may instead keep a copy and materialize it
+  // later, on another thread. `c` is only valid during the call: copy it to keep it.
+  virtual bool AppendCompact(const CompactDecision& c);
 };
 
 // An in-memory sink for tests and `replay --no-log`.

@@ -21,6 +21,10 @@ Status Engine::OnEvent(const Event& e) {
   return s;
 }
 
+Status Engine::OnEvents(std::span<const Event> events, std::vector<Status>* per_event) {
+  return impl_->OnEvents(events, per_event);
+}
+
 void Engine::Start(TimeMs t) { now_ = t; }
 
 void Engine::ReserveEvents(std::size_t events) {
