@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <optional>
 #include <span>
 #include <sstream>
 
@@ -63,6 +64,100 @@ struct Trigger {
     return score ? "crossing:" + *score + ":" + cause : cause;
   }
   std::string Cause() const { return event ? "event:" + event->id : std::string("decay"); }
+};
+
+// A condition that is one comparison of an event field with a constant (`page == "/"`,
+// `seats >= 10`, `page like "/pricing*"`), recognised in its bytecode once when the engine
+// starts and then tested on the event's field directly, without filling slots or running the
+// VM. It gives exactly what Evaluator::Test gives (a field of another kind, or null, is
+// false). Anything else is kVm: the caller runs the bytecode.
+struct FastCondition {
+  enum class Kind : std::uint8_t { kVm, kAlways, kText, kNumber, kLike, kPrefix };
+  Kind kind = Kind::kVm;
+  dsl::OpCode op = dsl::OpCode::kEq;  // kText, kNumber: the comparison
+  bool negated = false;               // kLike, kPrefix: `not like`
+  int field = -1;                     // the event field's position
+  std::string_view text;              // kText: the constant; kLike: the glob; kPrefix: the prefix
+  double num = 0;                     // kNumber: the constant
+
+  static bool Compare(dsl::OpCode op, int c) {
+    switch (op) {
+      case dsl::OpCode::kEq: return c == 0;
+      case dsl::OpCode::kNe: return c != 0;
+      case dsl::OpCode::kLt: return c < 0;
+      case dsl::OpCode::kLe: return c <= 0;
+      case dsl::OpCode::kGt: return c > 0;
+      default: return c >= 0;
+    }
+  }
+  static bool IsComparison(dsl::OpCode op) {
+    return op == dsl::OpCode::kEq || op == dsl::OpCode::kNe || op == dsl::OpCode::kLt || op == dsl::OpCode::kLe ||
+           op == dsl::OpCode::kGt || op == dsl::OpCode::kGe;
+  }
+
+  // `expr` as compiled for a condition (its code ends with kToBool); `field_of_slot` maps a
+  // slot to the event field it reads (-1: not an event field of this event type).
+  template <typename FieldOfSlot>
+  static FastCondition Of(const dsl::CompiledExpr& expr, FieldOfSlot&& field_of_slot) {
+    using dsl::OpCode;
+    FastCondition f;
+    const auto& c = expr.code;
+    if (c.empty()) {
+      f.kind = Kind::kAlways;
+      return f;
+    }
+    if (c.back().op != OpCode::kToBool || c[0].op != OpCode::kLoad) return f;
+    const int field = field_of_slot(c[0].a);
+    if (field < 0) return f;
+    if (c.size() == 4 && IsComparison(c[2].op) && c[1].op == OpCode::kConstStr && c[1].a < expr.strs.size()) {
+      f.kind = Kind::kText;
+      f.op = c[2].op;
+      f.text = expr.strs[c[1].a];
+    } else if (c.size() == 4 && IsComparison(c[2].op) && c[1].op == OpCode::kConstNum && c[1].a < expr.nums.size()) {
+      f.kind = Kind::kNumber;
+      f.op = c[2].op;
+      f.num = expr.nums[c[1].a];
+    } else if (c.size() == 4 && IsComparison(c[2].op) && c[1].op == OpCode::kConstBool) {
+      f.kind = Kind::kNumber;  // yes/no compare as 1/0, in the VM too
+      f.op = c[2].op;
+      f.num = c[1].a != 0 ? 1.0 : 0.0;
+    } else if (c.size() == 3 && c[1].op == OpCode::kLike && c[1].a < expr.globs.size()) {
+      const std::string& glob = expr.globs[c[1].a];
+      const std::size_t wild = glob.find_first_of("*?");
+      f.kind = !glob.empty() && wild == glob.size() - 1 && glob.back() == '*' ? Kind::kPrefix : Kind::kLike;
+      f.text = f.kind == Kind::kPrefix ? std::string_view(glob).substr(0, wild) : std::string_view(glob);
+      f.negated = c[1].b != 0;
+    } else {
+      return f;
+    }
+    f.field = field;
+    return f;
+  }
+
+  // The result for a normalized event (kVm: not to be called).
+  bool Test(const Event& e) const {
+    if (kind == Kind::kAlways) return true;
+    const OwnedValue& v = e.fields[field].second;
+    switch (kind) {
+      case Kind::kText: {
+        if (v.kind != Value::Kind::kText) return false;
+        const int c = std::string_view(v.text).compare(text);
+        return Compare(op, c < 0 ? -1 : c > 0 ? 1 : 0);
+      }
+      case Kind::kNumber: {
+        if (v.kind != Value::Kind::kNumber && v.kind != Value::Kind::kBool) return false;
+        const double x = v.kind == Value::Kind::kBool ? (v.num != 0 ? 1.0 : 0.0) : v.num;
+        return Compare(op, x < num ? -1 : x > num ? 1 : 0);
+      }
+      case Kind::kLike:
+        if (v.kind != Value::Kind::kText) return false;
+        return GlobMatch(text, v.text) != negated;
+      case Kind::kPrefix:
+        if (v.kind != Value::Kind::kText) return false;
+        return std::string_view(v.text).starts_with(text) != negated;
+      default: return false;
+    }
+  }
 };
 
 // The crossing that set off a crossing rule: the score and its value before and after.
@@ -141,8 +236,22 @@ struct Engine::Impl {
   std::vector<std::vector<SlotPlan>> score_plans;  // [score][event type]
   std::vector<SlotPlan> rule_plans;
   std::vector<SlotPlan> journey_plans;
-  // For each score, the event type index of each of its rules (-1: a `when` rule).
-  std::vector<std::vector<int>> score_rule_event;
+  // For each score and event type: the score's rules that apply to an event of that type
+  // (its `on` rules for that type, then... in declaration order with its `when` rules), with
+  // their conditions specialised where they test one event field (FastCondition).
+  struct ScoreRuleRef {
+    const dsl::CompiledScoreRule* rule;
+    FastCondition cond;
+  };
+  std::vector<std::vector<std::vector<ScoreRuleRef>>> score_event_rules;  // [score][event type]
+  // For each event rule (by rule index): its `where` filter, specialised where it can be.
+  std::vector<FastCondition> rule_filters;
+  // For each score: whether a `crosses below` rule watches it (only then do decay timers run).
+  std::vector<std::uint8_t> score_watched_below;
+  // For each score: its inactivity decay period in ms (0: it has none).
+  std::vector<TimeMs> inactivity_period;
+  // For each entity table: whether a journey runs on it.
+  std::vector<std::uint8_t> table_has_journeys;
   // For each rule, its entity table (-1: none).
   std::vector<int> rule_table;
   // Reused slot-value buffers, one per nesting depth (a crossing fires a rule while the
@@ -216,19 +325,45 @@ struct Engine::Impl {
         score_plans[i].push_back(MakePlan(p.scores[i].slots, {}, static_cast<int>(ei), t));
       }
     }
-    for (const auto& sc : p.scores) {
-      std::vector<int> events;
-      for (const auto& rule : sc.rules) events.push_back(rule.kind == dsl::ScoreRuleKind::kOnEvent ? EventIndex(rule.event) : -1);
-      score_rule_event.push_back(std::move(events));
+    for (std::size_t i = 0; i < p.scores.size(); ++i) {
+      const dsl::CompiledScore& sc = p.scores[i];
+      score_event_rules.emplace_back(p.events.size());
+      for (std::size_t ei = 0; ei < p.events.size(); ++ei) {
+        const SlotPlan& plan = score_plans[i][ei];
+        for (const auto& rule : sc.rules) {
+          if (rule.kind == dsl::ScoreRuleKind::kOnEvent && EventIndex(rule.event) != static_cast<int>(ei)) continue;
+          score_event_rules[i][ei].push_back({&rule, FastCondition::Of(rule.condition, [&](std::uint32_t slot) {
+                                                return EventFieldOfSlot(plan, slot);
+                                              })});
+        }
+      }
+      bool below = false;
+      for (const auto* r : crossing_rules[i]) below |= r->direction == dsl::CrossDirection::kBelow;
+      score_watched_below.push_back(below);
+      inactivity_period.push_back(sc.decay == dsl::DecayKind::kInactivity && sc.decay_seconds > 0
+                                      ? sc.decay_seconds * kSecond : 0);
+    }
+    table_has_journeys.assign(tables.size(), 0);
+    for (int t : journey_table) {
+      if (t >= 0) table_has_journeys[t] = 1;
     }
     for (const auto& r : p.rules) {
       rule_table.push_back(TableIndex(r.entity));
       int ei = r.trigger == dsl::TriggerKind::kEvent ? EventIndex(r.event) : -1;
       rule_plans.push_back(MakePlan(r.slots, r.lets, ei, TableIndex(r.entity)));
+      const SlotPlan& plan = rule_plans.back();
+      rule_filters.push_back(FastCondition::Of(r.event_filter, [&](std::uint32_t slot) { return EventFieldOfSlot(plan, slot); }));
       rule_health.push_back(&self.health_["rule:" + r.name]);
     }
     for (const auto& j : p.journeys) journey_plans.push_back(MakePlan(j.slots, {}, EventIndex(j.enter_event), TableIndex(j.entity)));
     rule_not_fired.assign(p.rules.size(), 0);
+  }
+
+  // The event field slot `slot` of `plan` reads (by position), or -1 if it reads anything else.
+  static int EventFieldOfSlot(const SlotPlan& plan, std::uint32_t slot) {
+    if (slot >= plan.access.size() || plan.event < 0) return -1;
+    const SlotPlan::Access& a = plan.access[slot];
+    return a.kind == SlotKind::kEventField ? a.index : -1;
   }
 
   int TableIndex(std::string_view type) const {
@@ -362,6 +497,10 @@ struct Engine::Impl {
     MarkDirty(e);
     if (s.decay == dsl::DecayKind::kInactivity && s.decay_seconds > 0) {
       TimeMs period = s.decay_seconds * kSecond;
+      if (t - sc.last_activity < period && sc.steps_applied >= 0) {
+        sc.as_of = t;  // no step due (the loop below would not run): the common case
+        return Status::Ok();
+      }
       std::int64_t due = (t - sc.last_activity) / period;
       while (sc.steps_applied < due) {
         ++sc.steps_applied;
@@ -411,6 +550,16 @@ struct Engine::Impl {
 
   Status DecayAll(EntityRef e, TimeMs t) {
     for (std::size_t i = 0; i < e.t->score_ids.size(); ++i) {
+      // The common cases without a call: nothing to do (already as of t), or inactivity decay
+      // with no step due yet (what Decay does for them, inline).
+      ScoreState& sc = e.t->score(i, e.n);
+      if (sc.last_activity < 0 || t <= sc.as_of) continue;
+      const TimeMs period = inactivity_period[e.t->score_ids[i]];
+      if (period > 0 && t - sc.last_activity < period && sc.steps_applied >= 0) {
+        MarkDirty(e);
+        sc.as_of = t;
+        continue;
+      }
       Status s = Decay(e, static_cast<int>(i), t);
       if (!s.ok()) return s;
     }
@@ -762,21 +911,22 @@ struct Engine::Impl {
     }
   }
 
-  // Applies one event. `pre`: its hashes (HashEvent), if computed already; only for events
-  // that are IsNormalized.
+  // Applies one event. `pre`: its hashes (HashEvent), if computed already, which only the
+  // batch path does, and only for events that are IsNormalized.
   Status OnEvent(const Event& in, const EventHashes* pre = nullptr) {
     // Events built by hand (tests, tools) are put in declaration order first; ParseEvent's
     // events already are.
-    Event normalized;
-    const Event* ep = &in;
-    if (!IsNormalized(in)) {
-      normalized = in;
-      Status ns = NormalizeEvent(p, normalized);
-      if (!ns.ok()) return ns;
-      ep = &normalized;
-      pre = nullptr;
-    }
-    const Event& e = *ep;
+    if (!pre && !IsNormalized(in)) return OnEventToNormalize(in);
+    return ApplyEvent(in, pre);
+  }
+  [[gnu::noinline]] Status OnEventToNormalize(const Event& in) {
+    Event normalized = in;
+    Status ns = NormalizeEvent(p, normalized);
+    if (!ns.ok()) return ns;
+    return ApplyEvent(normalized, nullptr);
+  }
+  // OnEvent for a normalized event.
+  Status ApplyEvent(const Event& e, const EventHashes* pre) {
     if (!(pre ? seen_events.InsertHashed(pre->id) : seen_events.Insert(e.id))) {
       self.duplicates_++;
       return Status::InvalidArgument("duplicate event id `" + e.id + "`");
@@ -826,19 +976,26 @@ struct Engine::Impl {
     for (std::size_t k = 0; k < t.score_ids.size(); ++k) {
       const int score = t.score_ids[k];
       const dsl::CompiledScore& sc = p.scores[score];
-      const SlotPlan& plan = score_plans[score][e.type_index];
-      double before = t.score(k, ent.n).value;
       double delta = 0;
       {
-        ValuesGuard guard(*this, plan.access.size());
-        FillPlan(plan, ent, &e, at, guard.v);
+        // Slots are filled only if a condition needs the VM (none of `on X where field == c`).
+        // Nothing changes while the rules are tested, so filling late reads what filling
+        // first would have.
+        std::optional<ValuesGuard> guard;
         ScoreState& ss = t.score(k, ent.n);
-        const std::vector<int>& rule_event = score_rule_event[score];
-        for (std::size_t ri = 0; ri < sc.rules.size(); ++ri) {
-          const auto& rule = sc.rules[ri];
-          if (rule.kind == dsl::ScoreRuleKind::kOnEvent && rule_event[ri] != e.type_index) continue;
+        for (const ScoreRuleRef& ref : score_event_rules[score][e.type_index]) {
+          const dsl::CompiledScoreRule& rule = *ref.rule;
           if (rule.once && (ss.once_mask >> (rule.index & 63) & 1)) continue;
-          if (!ev.Test(rule.condition, guard.v.data())) continue;
+          if (ref.cond.kind != FastCondition::Kind::kVm) {
+            if (!ref.cond.Test(e)) continue;
+          } else {
+            if (!guard) {
+              const SlotPlan& plan = score_plans[score][e.type_index];
+              guard.emplace(*this, plan.access.size());
+              FillPlan(plan, ent, &e, at, guard->v);
+            }
+            if (!ev.Test(rule.condition, guard->v.data())) continue;
+          }
           delta += rule.amount;
           if (rule.once) ss.once_mask |= std::uint64_t{1} << (rule.index & 63);
         }
@@ -849,19 +1006,25 @@ struct Engine::Impl {
       ss.steps_applied = 0;
       ss.as_of = at;
       if (delta != 0) {
-        before = ss.value;
+        const double before = ss.value;
         ss.value = Clamp(sc, ss.value + delta);
         s = Crossings(ent, score, before, ss.value, at, Trigger{&e, &sc.name});
         if (!s.ok()) return s;
       }
-      ScheduleDecayTimer(ent, static_cast<int>(k));
+      if (score_watched_below[score]) ScheduleDecayTimer(ent, static_cast<int>(k));
     }
     // Event rules.
     for (const dsl::CompiledRule* rp : event_rules[e.type_index]) {
       const dsl::CompiledRule& r = *rp;
       if (rule_table[rp - p.rules.data()] != table) continue;
-      const SlotPlan& plan = rule_plans[rp - p.rules.data()];
-      {
+      const FastCondition& filter = rule_filters[rp - p.rules.data()];
+      if (filter.kind != FastCondition::Kind::kVm) {
+        if (!filter.Test(e)) {
+          NotFiredRule(r);
+          continue;
+        }
+      } else {
+        const SlotPlan& plan = rule_plans[rp - p.rules.data()];
         ValuesGuard guard(*this, plan.access.size());
         FillPlan(plan, ent, &e, at, guard.v);
         if (!ev.Test(r.event_filter, guard.v.data())) {
@@ -872,6 +1035,7 @@ struct Engine::Impl {
       s = RunEntityRule(r, ent, &e, at, Trigger{&e, nullptr}, nullptr);
       if (!s.ok()) return s;
     }
+    if (!table_has_journeys[table]) return Status::Ok();
     return JourneysOnEvent(e, ent, at);
   }
 
@@ -1075,7 +1239,18 @@ struct Engine::Impl {
     return Status::Ok();
   }
 
+  // Whether AdvanceTo(t) has nothing to run (no schedules, no timer due): the common case
+  // between two events, checked without a call.
+  bool NothingDue(TimeMs t) const { return !opts.run_schedules && (timers.empty() || timers.top().at > t); }
+
   Status AdvanceTo(TimeMs t) {
+    if (NothingDue(t)) {
+      self.now_ = std::max(self.now_, t);
+      return Status::Ok();
+    }
+    return AdvanceToDue(t);
+  }
+  [[gnu::noinline]] Status AdvanceToDue(TimeMs t) {
     // Timers and schedule ticks interleave in time order.
     while (true) {
       TimeMs next_timer = timers.empty() ? -1 : timers.top().at;

@@ -314,3 +314,69 @@ TEST_CASE("OnEvents stops at an event whose decision the sink refuses", "[engine
     CHECK(sink.count == 3);
   }
 }
+
+// ---------------------------------------------------------------- specialised conditions
+
+#include "rules/engine_impl.hpp"
+
+TEST_CASE("score and filter conditions on one event field give what the VM gives", "[engine][fastcond]") {
+  using gavel::rules::engine_detail::FastCondition;
+  const char* conditions[] = {
+      R"(s == "/")",       R"(s != "/")",         R"(s < "/b")",        R"(s >= "/b")",      R"(s > "")",
+      R"(s like "/p*")",   R"(s not like "/p*")", R"(s like "*")",      R"(s like "/p?x*")", R"(s like "")",
+      R"(s like "/p")",    "n > 5",               "n >= 5",             "n < -1.5",          "n == 0",
+      "n != 0",            "n <= 5",              "b == true",          "b != true",         "b == false",
+      R"(s == "/" and n > 1)", R"(s == "/" or n > 1)", "5 < n",        "n + 1 > 5"};
+  std::string src = "event e { s: text, n: number, b: bool }\nentity x keyed by s { }\nscore sc for x {\n";
+  for (const char* c : conditions) src += std::string("  on e where ") + c + " add 1\n";
+  src += "}\n";
+  auto compiled = gavel::dsl::CompileSources({{"f.gavel", src}});
+  INFO(gavel::dsl::RenderText(compiled.sources, compiled.diags.list()));
+  REQUIRE(compiled.program);
+  const auto& program = *compiled.program;
+  const auto& score = program.scores[0];
+  REQUIRE(score.rules.size() == std::size(conditions));
+  auto field_of_slot = [&](std::uint32_t slot) {
+    if (slot >= score.slots.size() || score.slots[slot].kind != gavel::dsl::SlotKind::kEventField) return -1;
+    const auto& fields = program.events[0].fields;
+    for (std::size_t f = 0; f < fields.size(); ++f) {
+      if (fields[f].name == score.slots[slot].name) return static_cast<int>(f);
+    }
+    return -1;
+  };
+  std::vector<Event> events;
+  for (const char* s : {"/", "/p", "/pricing", "/pax", "/b", "", "/a", "z"}) {
+    for (double n : {-2.0, 0.0, 1.0, 5.0, 6.0}) {
+      for (bool b : {false, true}) {
+        Event e;
+        e.type = "e";
+        e.id = "x";
+        e.fields = {{"s", {gavel::rules::Value::Kind::kText, 0, s}},
+                    {"n", {gavel::rules::Value::Kind::kNumber, n, ""}},
+                    {"b", {gavel::rules::Value::Kind::kBool, b ? 1.0 : 0.0, ""}}};
+        REQUIRE(gavel::rules::NormalizeEvent(program, e).ok());
+        events.push_back(e);
+      }
+    }
+  }
+  gavel::rules::Evaluator ev;
+  int specialised = 0;
+  for (std::size_t r = 0; r < score.rules.size(); ++r) {
+    const FastCondition f = FastCondition::Of(score.rules[r].condition, field_of_slot);
+    if (f.kind == FastCondition::Kind::kVm) continue;
+    ++specialised;
+    for (const Event& e : events) {
+      std::vector<gavel::rules::Value> slots(score.slots.size());
+      for (std::size_t k = 0; k < slots.size(); ++k) {
+        const int field = field_of_slot(static_cast<std::uint32_t>(k));
+        if (field >= 0) slots[k] = e.fields[field].second.view();
+      }
+      INFO(conditions[r] << " on s=" << e.fields[0].second.text << " n=" << e.fields[1].second.num
+                         << " b=" << e.fields[2].second.num);
+      CHECK(f.Test(e) == ev.Test(score.rules[r].condition, slots.data()));
+    }
+  }
+  // All but `and`, `or`, a constant on the left, arithmetic and a negative constant (a negation
+  // in the bytecode): those run in the VM.
+  CHECK(specialised == 19);
+}
