@@ -3,7 +3,8 @@
 //
 // The engine builds Decisions and hands them to a DecisionSink (the SQLite decision log in
 // rules/store/decision_log.hpp, or a vector in tests) before any action can run: "log first, act
-// second". Rendering a Decision to canonical JSON (ToJson) is deterministic — keys in a fixed
+// second". Event and crossing rules hand theirs over in compact form (AppendCompact,
+// rules/compact_decision.hpp), which becomes the same Decision when materialized. Rendering a Decision to canonical JSON (ToJson) is deterministic — keys in a fixed
 // order, numbers printed the same way every time — which is what makes golden tests, the hash
 // chain and `explain` trustworthy.
 #pragma once
