@@ -4,6 +4,14 @@
 // counted by a sink that keeps nothing. Prints events/s and memory per lead.
 //
 //   build/bench/engine_bench [events=1000000] [leads=100000]
+//       events/s in three modes on fresh engines: per event (AdvanceTo + OnEvent, the clock
+//       set to each event's time), batch (OnEvents over all events; prefetches), and per event
+//       with the engine's own JSON decisions (EngineOptions::compact_decisions off: the path
+//       every decision took before). The first two hand decisions over in compact form and
+//       the sink only counts them, so the work of turning them into Decisions and JSON is
+//       timed on its own afterwards: Materialize of every decision, then ToJson(...).dump().
+//   build/bench/engine_bench --mode=per-event|batch|json [events] [leads]
+//       only that one timed run (for profiling)
 //   build/bench/engine_bench --memory [leads=1000000]
 //       memory per lead of in-memory state: one event for each of `leads` distinct leads
 //       (entity state, interned ids and the seen-event ids), as RSS growth
@@ -12,6 +20,7 @@
 //       `gavel replay --rules DIR --events DIR/events.ndjson --log DIR/state.db` on it.
 #include <sys/resource.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -20,6 +29,7 @@
 #include <string>
 
 #include "dsl/compiler.hpp"
+#include "rules/compact_decision.hpp"
 #include "rules/engine.hpp"
 
 namespace {
@@ -45,13 +55,22 @@ rule mql_handoff {
 }
 )";
 
+// Counts decisions, compact or not; keeps copies of the compact ones when asked (not in
+// timed runs).
 class CountingSink final : public gavel::rules::DecisionSink {
  public:
   bool Append(gavel::rules::Decision&) override {
     ++count;
     return true;
   }
+  bool AppendCompact(const gavel::rules::CompactDecision& c) override {
+    ++count;
+    if (keep) kept.push_back(c);
+    return true;
+  }
   long count = 0;
+  bool keep = false;
+  std::vector<gavel::rules::CompactDecision> kept;
 };
 
 long MaxRssKib() {
@@ -103,6 +122,16 @@ int MemoryRun(long leads) {
 
 int main(int argc, char** argv) {
   if (argc > 1 && std::string(argv[1]) == "--memory") return MemoryRun(argc > 2 ? std::atol(argv[2]) : 1000000);
+  // --mode=per-event|batch|json: only that timed run (for profiling); default: all of them
+  // and the materialize/render figure.
+  std::string only;
+  bool reserve = false;  // --reserve: size the seen-id table for all events first, as replay does
+  while (argc > 1 && (std::string(argv[1]).rfind("--mode=", 0) == 0 || std::string(argv[1]) == "--reserve")) {
+    if (std::string(argv[1]) == "--reserve") reserve = true;
+    else only = std::string(argv[1]).substr(7);
+    ++argv;
+    --argc;
+  }
   std::string write_dir;
   if (argc > 2 && std::string(argv[1]) == "--write") {
     write_dir = argv[2];
@@ -165,25 +194,93 @@ int main(int argc, char** argv) {
                 events.size());
     return out ? 0 : 1;
   }
-  long rss_before = MaxRssKib();
-  gavel::rules::SimulatedClock clock(events.front().time);
-  CountingSink sink;
-  gavel::rules::EngineOptions options;
-  options.run_schedules = false;
-  options.track_state = false;
-  gavel::rules::Engine engine(compiled.program, {&clock, &sink, nullptr}, options);
-  engine.Start(events.front().time);
-  auto start = std::chrono::steady_clock::now();
-  for (const auto& e : events) {
-    clock.Set(e.time);
-    engine.AdvanceTo(e.time);
-    engine.OnEvent(e);
+  enum class Mode { kPerEvent, kBatch, kJsonPerEvent };
+  // One run on a fresh engine; returns the seconds the events took.
+  auto run = [&](Mode mode, CountingSink& sink) {
+    gavel::rules::SimulatedClock clock(events.front().time);
+    gavel::rules::EngineOptions options;
+    options.run_schedules = false;
+    options.track_state = false;
+    options.compact_decisions = mode != Mode::kJsonPerEvent;
+    gavel::rules::Engine engine(compiled.program, {&clock, &sink, nullptr}, options);
+    engine.Start(events.front().time);
+    if (reserve) engine.ReserveEvents(events.size());
+    auto start = std::chrono::steady_clock::now();
+    if (mode == Mode::kBatch) {
+      engine.OnEvents(events);
+    } else {
+      for (const auto& e : events) {
+        clock.Set(e.time);
+        engine.AdvanceTo(e.time);
+        engine.OnEvent(e);
+      }
+    }
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  };
+  // Each mode runs `kRounds` times, interleaved (the machine may be shared: the best round is
+  // the figure, the range is shown).
+  constexpr int kRounds = 3;
+  auto report = [&](const char* what, const std::vector<double>& secs, long decisions) {
+    const double best = *std::min_element(secs.begin(), secs.end());
+    const double worst = *std::max_element(secs.begin(), secs.end());
+    std::printf("%-38s %9.0f events/s (%.2fx of the 10M/s target; %zu runs: %.0f - %.0f), %ld decisions\n", what,
+                n_events / best, n_events / best / 1e7, secs.size(), n_events / worst, n_events / best, decisions);
+  };
+  std::printf("%ld events over %ld leads%s\n", n_events, n_leads, reserve ? ", seen-id table reserved" : "");
+  if (!only.empty()) {
+    CountingSink sink;
+    const Mode mode = only == "batch" ? Mode::kBatch : only == "json" ? Mode::kJsonPerEvent : Mode::kPerEvent;
+    const double secs = run(mode, sink);
+    report(only.c_str(), {secs}, sink.count);
+    return 0;
   }
-  double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  long rss_after = MaxRssKib();
-  std::printf("lead scoring: %ld events over %ld leads in %.3f s = %.0f events/s (%.2fx of the 10M/s target)\n",
-              n_events, n_leads, secs, n_events / secs, n_events / secs / 1e7);
-  std::printf("decisions: %ld; peak RSS growth during the run: %.0f bytes per lead (includes seen-event ids)\n",
-              sink.count, (rss_after - rss_before) * 1024.0 / static_cast<double>(n_leads));
+  long rss_before = MaxRssKib();
+  std::vector<double> per_event, batch, json;
+  long decisions_per_event = 0, decisions_batch = 0, decisions_json = 0;
+  for (int round = 0; round < kRounds; ++round) {
+    {
+      CountingSink sink;
+      per_event.push_back(run(Mode::kPerEvent, sink));
+      decisions_per_event = sink.count;
+    }
+    if (round == 0) {
+      std::printf("peak RSS growth during the first run: %.0f bytes per lead (includes seen-event ids)\n",
+                  (MaxRssKib() - rss_before) * 1024.0 / static_cast<double>(n_leads));
+    }
+    {
+      CountingSink sink;
+      batch.push_back(run(Mode::kBatch, sink));
+      decisions_batch = sink.count;
+    }
+    {
+      CountingSink sink;
+      json.push_back(run(Mode::kJsonPerEvent, sink));
+      decisions_json = sink.count;
+    }
+  }
+  report("per event (compact decisions):", per_event, decisions_per_event);
+  report("batch OnEvents (compact decisions):", batch, decisions_batch);
+  report("per event, JSON decisions (old path):", json, decisions_json);
+  // Where the decisions' JSON work went: the same run keeping the compact records (not
+  // timed), then each materialized to a Decision and rendered to canonical JSON.
+  CountingSink keeper;
+  keeper.keep = true;
+  run(Mode::kPerEvent, keeper);
+  const auto t0 = std::chrono::steady_clock::now();
+  std::vector<gavel::rules::Decision> decisions;
+  decisions.reserve(keeper.kept.size());
+  for (const auto& c : keeper.kept) decisions.push_back(gavel::rules::Materialize(c));
+  const auto t1 = std::chrono::steady_clock::now();
+  std::size_t bytes = 0;
+  for (const auto& d : decisions) bytes += gavel::rules::ToJson(d).dump().size();
+  const auto t2 = std::chrono::steady_clock::now();
+  const double n = static_cast<double>(decisions.size());
+  const double materialize = std::chrono::duration<double>(t1 - t0).count();
+  const double render = std::chrono::duration<double>(t2 - t1).count();
+  std::printf("decisions off the engine thread: %zu materialized in %.3f s (%.2f us each), rendered with "
+              "ToJson().dump() in %.3f s (%.2f us each, %.0f bytes each); together %.2f us per decision, "
+              "%.0f ns per event of this workload\n",
+              decisions.size(), materialize, materialize / n * 1e6, render, render / n * 1e6, bytes / n,
+              (materialize + render) / n * 1e6, (materialize + render) / n_events * 1e9);
   return 0;
 }

@@ -3,7 +3,8 @@
 //
 // The engine builds Decisions and hands them to a DecisionSink (the SQLite decision log in
 // rules/store/decision_log.hpp, or a vector in tests) before any action can run: "log first, act
-// second". Rendering a Decision to canonical JSON (ToJson) is deterministic — keys in a fixed
+// second". Event and crossing rules hand theirs over in compact form (AppendCompact,
+// rules/compact_decision.hpp), which becomes the same Decision when materialized. Rendering a Decision to canonical JSON (ToJson) is deterministic — keys in a fixed
 // order, numbers printed the same way every time — which is what makes golden tests, the hash
 // chain and `explain` trustworthy.
 #pragma once
@@ -49,12 +50,19 @@ nlohmann::ordered_json ToJson(const Decision& d, bool with_chain = false);
 // One line per decision, for `replay` output and golden decision logs.
 std::string RenderLine(const Decision& d);
 
+struct CompactDecision;  // rules/compact_decision.hpp
+
 class DecisionSink {
  public:
   virtual ~DecisionSink() = default;
   // Appends; returns false if the record could not be made durable (the engine then stops
   // acting on this input and reports the failure).
   virtual bool Append(Decision& d) = 0;
+  // Appends a rule's decision given in compact form (the engine's fast path for event and
+  // crossing rules). The default materializes it (Materialize) and calls Append, so a sink
+  // sees the same Decision either way; a sink may instead keep a copy and materialize it
+  // later, on another thread. `c` is only valid during the call: copy it to keep it.
+  virtual bool AppendCompact(const CompactDecision& c);
 };
 
 // An in-memory sink for tests and `replay --no-log`.

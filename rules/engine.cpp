@@ -13,12 +13,22 @@ Engine::Engine(std::shared_ptr<const dsl::Program> program, EngineDeps deps, Eng
 
 Engine::~Engine() = default;
 
-Status Engine::AdvanceTo(TimeMs t) { return impl_->AdvanceTo(t); }
+Status Engine::AdvanceTo(TimeMs t) {
+  if (impl_->NothingDue(t)) {  // the common case between two events, without a call
+    now_ = std::max(now_, t);
+    return Status::Ok();
+  }
+  return impl_->AdvanceToDue(t);
+}
 
 Status Engine::OnEvent(const Event& e) {
   Status s = impl_->OnEvent(e);
   now_ = std::max(now_, e.time);
   return s;
+}
+
+Status Engine::OnEvents(std::span<const Event> events, std::vector<Status>* per_event) {
+  return impl_->OnEvents(events, per_event);
 }
 
 void Engine::Start(TimeMs t) { now_ = t; }
