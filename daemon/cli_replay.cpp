@@ -2,6 +2,11 @@
 #include "daemon/cli_replay.hpp"
 
 #include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <memory>
+#include <mutex>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -12,6 +17,7 @@
 #include <thread>
 
 #include "dsl/compiler.hpp"
+#include "rules/compact_decision.hpp"
 #include "rules/engine.hpp"
 #include "rules/store/decision_log.hpp"
 #include "rules/store/sqlite_warehouse.hpp"
@@ -68,6 +74,132 @@ class PrintSink final : public rules::DecisionSink {
   rules::DecisionLog* log_;
   std::int64_t count_ = 0;
   std::map<std::string, std::int64_t> by_outcome_;
+};
+
+// Hands decisions to another sink on a writer thread of its own, in order: the engine thread
+// copies each compact record (rules/compact_decision.hpp) or moves each full Decision into a
+// chunk, and the writer materializes the compact ones and appends (log, then print). So the
+// JSON, the hash chain and SQLite run beside the engine instead of inside it. The target is
+// used only by the writer thread until Finish() returns. Chunks are recycled, with their
+// buffers, and at most kMaxChunks wait: memory stays bounded when the writer is slower.
+class ThreadedSink final : public rules::DecisionSink {
+ public:
+  explicit ThreadedSink(rules::DecisionSink& target) : target_(target), writer_([this] { Write(); }) {}
+  ~ThreadedSink() override { Finish(); }
+
+  bool Append(rules::Decision& d) override {
+    Item* it = Next();
+    if (!it) return false;
+    it->compact = false;
+    it->full = std::move(d);  // the engine does not read a Decision after appending it
+    Filled();
+    return true;
+  }
+  bool AppendCompact(const rules::CompactDecision& c) override {
+    Item* it = Next();
+    if (!it) return false;
+    it->compact = true;
+    it->c = c;  // copy-assignment keeps the slot's buffers
+    Filled();
+    return true;
+  }
+  // Waits until everything queued is written. False if the target refused a decision (the
+  // ones after it were not written).
+  bool Finish() {
+    if (writer_.joinable()) {
+      Flush();
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        done_ = true;
+      }
+      ready_.notify_all();
+      writer_.join();
+    }
+    return !failed_.load();
+  }
+
+ private:
+  struct Item {
+    bool compact = false;
+    rules::CompactDecision c;
+    rules::Decision full;
+  };
+  struct Chunk {
+    std::vector<Item> items;
+    std::size_t n = 0;
+  };
+  static constexpr std::size_t kChunk = 256;
+  static constexpr std::size_t kMaxChunks = 64;
+
+  Item* Next() {
+    if (failed_.load(std::memory_order_relaxed)) return nullptr;
+    if (!open_) {
+      std::unique_lock<std::mutex> lock(mu_);
+      space_.wait(lock, [&] { return full_.size() < kMaxChunks || failed_.load(); });
+      if (failed_.load()) return nullptr;
+      if (!free_.empty()) {
+        open_ = std::move(free_.back());
+        free_.pop_back();
+      } else {
+        open_ = std::make_unique<Chunk>();
+      }
+    }
+    if (open_->n == open_->items.size()) open_->items.emplace_back();
+    return &open_->items[open_->n++];
+  }
+  // After the slot from Next() is filled in: a full chunk goes to the writer.
+  void Filled() {
+    if (open_->n == kChunk) Flush();
+  }
+  // Hands the open chunk to the writer.
+  void Flush() {
+    if (!open_ || open_->n == 0) return;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      full_.push_back(std::move(open_));
+    }
+    ready_.notify_one();
+  }
+  void Write() {
+    while (true) {
+      std::unique_ptr<Chunk> chunk;
+      {
+        std::unique_lock<std::mutex> lock(mu_);
+        ready_.wait(lock, [&] { return !full_.empty() || done_; });
+        if (full_.empty()) return;
+        chunk = std::move(full_.front());
+        full_.pop_front();
+      }
+      space_.notify_one();
+      for (std::size_t i = 0; i < chunk->n && !failed_.load(); ++i) {
+        Item& it = chunk->items[i];
+        bool ok;
+        if (it.compact) {
+          rules::Decision d = rules::Materialize(it.c);
+          ok = target_.Append(d);
+        } else {
+          ok = target_.Append(it.full);
+        }
+        if (!ok) {
+          failed_ = true;
+          space_.notify_all();
+        }
+      }
+      chunk->n = 0;
+      std::lock_guard<std::mutex> lock(mu_);
+      free_.push_back(std::move(chunk));
+    }
+  }
+
+  rules::DecisionSink& target_;
+  std::unique_ptr<Chunk> open_;  // engine thread
+  std::mutex mu_;
+  std::condition_variable ready_, space_;
+  std::deque<std::unique_ptr<Chunk>> full_;   // under mu_
+  std::vector<std::unique_ptr<Chunk>> free_;  // under mu_
+  bool done_ = false;                         // under mu_
+  std::atomic<bool> failed_{false};
+  std::thread writer_;  // last: starts once the members above exist
 };
 
 struct Input {
@@ -253,7 +385,8 @@ int RunReplay(const std::vector<std::string>& args, std::ostream& out, std::ostr
   }
   const auto t_engine = Steady::now();
   rules::SimulatedClock clock(from);
-  PrintSink sink(out, format == "json", format == "none", log);
+  PrintSink printer(out, format == "json", format == "none", log);
+  ThreadedSink sink(printer);
   rules::EngineOptions options;
   options.log_every_evaluation = all;
   options.run_schedules = warehouse != nullptr;
@@ -273,6 +406,8 @@ int RunReplay(const std::vector<std::string>& args, std::ostream& out, std::ostr
       continue;
     }
     if (!s.ok()) {
+      // A refused decision: the writer has stopped; its own error says why.
+      if (!sink.Finish() && log && !log->last_error().ok()) s = log->last_error();
       err << "gavel replay: " << s.message() << "\n";
       return 2;
     }
@@ -281,6 +416,10 @@ int RunReplay(const std::vector<std::string>& args, std::ostream& out, std::ostr
   clock.Set(to);
   Status s = engine.AdvanceTo(to);
   if (s.ok()) s = engine.FlushSummary();
+  // Every decision written (log, then output) before the state joins them in the transaction.
+  if (!sink.Finish() && s.ok()) {
+    s = log && !log->last_error().ok() ? log->last_error() : Status::IoError("could not write the decisions");
+  }
   const auto t_commit = Steady::now();
   if (s.ok() && db) s = engine.Checkpoint(db->state());
   if (s.ok() && db) s = db->Commit();
@@ -289,8 +428,8 @@ int RunReplay(const std::vector<std::string>& args, std::ostream& out, std::ostr
     return 2;
   }
   err << "replayed " << applied << " events from " << rules::FormatTime(from) << " to " << rules::FormatTime(to)
-      << ": " << sink.count() << " decisions";
-  for (const auto& [o, c] : sink.by_outcome()) err << ", " << c << " " << o;
+      << ": " << printer.count() << " decisions";
+  for (const auto& [o, c] : printer.by_outcome()) err << ", " << c << " " << o;
   err << "; " << rejected << " lines rejected, " << duplicates << " duplicate events skipped\n";
   if (timings) {
     auto secs = [](Steady::duration d) { return std::chrono::duration<double>(d).count(); };

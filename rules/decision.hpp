@@ -56,7 +56,8 @@ class DecisionSink {
  public:
   virtual ~DecisionSink() = default;
   // Appends; returns false if the record could not be made durable (the engine then stops
-  // acting on this input and reports the failure).
+  // acting on this input and reports the failure). The engine does not read `d` after the
+  // call, so a sink may move from it (replay's writer thread does).
   virtual bool Append(Decision& d) = 0;
   // Appends a rule's decision given in compact form (the engine's fast path for event and
   // crossing rules). The default materializes it (Materialize) and calls Append, so a sink

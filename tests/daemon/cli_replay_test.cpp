@@ -2,6 +2,7 @@
 #include <sqlite3.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <cstdio>
 #include <filesystem>
@@ -153,6 +154,48 @@ TEST_CASE("replay --log writes a hash-chained log that `gavel log verify` accept
   Run broken = Gavel("log verify --db " + db);
   CHECK(broken.exit_code == 1);
   CHECK(broken.out.find("broken:") != std::string::npos);
+}
+
+TEST_CASE("replay stops with exit 2 and the log's reason when the log refuses a record, and keeps nothing of the run",
+          "[cli]") {
+  // Decisions are written by a thread of their own (ThreadedSink): a refusal there must
+  // reach the engine, stop the run and roll the transaction back, not hang or be lost.
+  std::string text;
+  for (int i = 0; i < 4000; ++i) {
+    text += R"({"event":"webinar_signup","id":"w)" + std::to_string(i) + R"(","time":"2026-10-01T09:00:00Z","lead_id":"L)" +
+            std::to_string(i) + R"(","webinar":"w"})" + "\n";
+    text += R"({"event":"guide_download","id":"g)" + std::to_string(i) + R"(","time":"2026-10-01T09:01:00Z","lead_id":"L)" +
+            std::to_string(i) + R"(","guide":"g"})" + "\n";
+    text += R"({"event":"page_view","id":"p)" + std::to_string(i) + R"(","time":"2026-10-01T09:02:00Z","lead_id":"L)" +
+            std::to_string(i) + R"(","page":"/pricing"})" + "\n";
+  }
+  std::string events = WriteFile("refused.ndjson", text);
+  std::string db = WriteFile("refused.db", "");
+  fs::remove(db);
+  // A first run creates the database; then a trigger refuses the 101st record.
+  std::string one = WriteFile("one.ndjson", text.substr(0, text.find('\n') + 1));
+  REQUIRE(Gavel("replay --format none --rules " + std::string(GAVEL_SOURCE_DIR) + "/playbooks --events " + one +
+                " --log " + db)
+              .exit_code == 0);
+  sqlite3* conn = nullptr;
+  REQUIRE(sqlite3_open(db.c_str(), &conn) == SQLITE_OK);
+  REQUIRE(sqlite3_exec(conn,
+                       "CREATE TRIGGER refuse AFTER INSERT ON decisions WHEN NEW.id > 100 "
+                       "BEGIN SELECT RAISE(ABORT, 'the disk says no'); END;",
+                       nullptr, nullptr, nullptr) == SQLITE_OK);
+  sqlite3_close(conn);
+  Run r = Gavel("replay --format none --rules " + std::string(GAVEL_SOURCE_DIR) + "/playbooks --events " + events +
+                " --log " + db);
+  INFO(r.err);
+  CHECK(r.exit_code == 2);
+  CHECK(r.err.find("the disk says no") != std::string::npos);
+  Run v = Gavel("log verify --db " + db);
+  CHECK(v.exit_code == 0);
+  CHECK(v.out.find("the hash chain is intact") != std::string::npos);
+  // Nothing of the refused run is in the log: the first run made no decision either.
+  Run l = Gavel("log --db " + db + " --format jsonl --limit 1000");
+  CHECK(l.exit_code == 0);
+  CHECK(l.out.find("\"kind\"") == std::string::npos);
 }
 
 TEST_CASE("explain shows the rule text, the values read and the trigger; log shadow compares shadow with live",
