@@ -227,9 +227,8 @@ class DecisionLog final : public DecisionSink {
   std::int64_t indexed_upto_ = 0;
   std::vector<PendingEntry> pending_;
   TimeCache event_time_cache_, processing_time_cache_;
-  std::string buf_;  // prev_hash + "\n" + canonical body, reused between appends
-  std::string evidence_buf_;
-  std::string actions_buf_;
+  std::string buf_;  // prev_hash + "\n" + canonical body, reused between appends (kept at
+                     // its capacity: the rendered length is tracked by the renderer)
   std::string blob_buf_;
   mutable std::map<std::string, sqlite::StmtPtr, std::less<>> query_cache_;
   Status last_error_;

@@ -300,6 +300,41 @@ TEST_CASE("invalid UTF-8 is repaired before it is stored and hashed", "[log]") {
   CHECK(MustVerify(*log).ok());
 }
 
+TEST_CASE("UTF-8 is checked while escaping, for every sequence at every position", "[log]") {
+  // The renderer checks UTF-8 in the same pass as it escapes, 8 bytes at a time: put valid and
+  // invalid sequences at each position of strings that straddle those 8-byte steps, in a
+  // string field, an evidence value and an evidence key.
+  const char* kSequences[] = {"\xc3\xa9",     "\xe6\x97\xa5", "\xf0\x9f\x8e\xaf",      // valid
+                              "\xff",         "\xc3",         "\xc0\xaf",         // invalid
+                              "\xed\xa0\x80", "\xe6\x97",     "\xf4\x90\x80\x80", "\x80",
+                              "\xf0\x9f\x8e", "\xe0\x80\xaf"};
+  TempDir dir;
+  auto log = MustOpen(dir.File("state.db"));
+  REQUIRE(log->Begin().ok());
+  int n = 0;
+  for (int len : {1, 7, 8, 9, 17}) {
+    for (int pos = 0; pos <= len; ++pos) {
+      for (const char* seq : kSequences) {
+        std::string s(static_cast<std::size_t>(len), 'a');
+        s.insert(static_cast<std::size_t>(pos), seq);
+        Decision d = MakeDecision(n++);
+        d.entity_id = s;
+        d.evidence["s"] = s;
+        d.evidence[s + "k"] = 1;
+        const std::string want = gavel::rules::ToJson(d, false).dump(
+            -1, ' ', false, nlohmann::json::error_handler_t::replace);
+        INFO(len << " " << pos << " " << Sha256Hex(seq));
+        REQUIRE(CanonicalBody(d) == want);
+        MustAppend(*log, d);
+        REQUIRE(gavel::rules::ToJson(d, false).dump() == want);  // repaired in place
+        REQUIRE(d.hash == ChainHash(d.prev_hash, want));
+      }
+    }
+  }
+  REQUIRE(log->Commit().ok());
+  CHECK(MustVerify(*log).count == n);
+}
+
 TEST_CASE("stored time text is FormatTime's for any time", "[log]") {
   std::vector<TimeMs> times = {0,
                                -1,
