@@ -734,7 +734,23 @@ const char* ProblemName(VerifyReport::Problem p) {
 DecisionLog::DecisionLog(sqlite3* db) : db_(db) {}
 
 // Members are destroyed in reverse order: the statements before the owned connection.
-DecisionLog::~DecisionLog() = default;
+DecisionLog::~DecisionLog() {
+  if (watching_) sqlite3_trace_v2(db_, 0, nullptr, nullptr);
+}
+
+// The statement trace of a connection the log owns (Open): counts every statement run on it
+// other than the log's own INSERT, and notes that the INSERT itself was seen.
+int DecisionLog::OnStatement(unsigned type, void* self, void* stmt, void*) {
+  auto* log = static_cast<DecisionLog*>(self);
+  if (type == SQLITE_TRACE_STMT) {
+    if (stmt == log->insert_.get()) {
+      log->insert_seen_ = true;
+    } else {
+      ++log->other_statements_;
+    }
+  }
+  return 0;
+}
 
 Result<std::unique_ptr<DecisionLog>> DecisionLog::Attach(sqlite3* db) {
   if (db == nullptr) return Status::InvalidArgument("decision log: no database connection");
@@ -782,6 +798,11 @@ Result<std::unique_ptr<DecisionLog>> DecisionLog::Open(const std::string& path) 
   log->owned_ = std::move(db).value();
   s = log->Init();
   if (!s.ok()) return s;
+  // The connection is the log's own, so it can watch every statement run on it and skip the
+  // head check while nothing but its own appends has run (see AppendImpl).
+  if (sqlite3_trace_v2(raw, SQLITE_TRACE_STMT, &DecisionLog::OnStatement, log.get()) ==
+      SQLITE_OK)
+    log->watching_ = true;
   return log;
 }
 
@@ -1234,10 +1255,17 @@ Status DecisionLog::AppendImpl(Decision& d) {
   }
   sqlite3_stmt* s = insert_.get();
   std::string odd_message;  // prev_hash + "\n" + body when the stored head hash is not 64 chars
+  // The head is known without reading it when, on a connection the log owns and watches, no
+  // statement but this log's INSERT has run since its last successful append (which the
+  // trace saw): no COMMIT or ROLLBACK (so the transaction of that append is still open and no
+  // other connection can have written), no ROLLBACK TO, no other writer on this connection.
+  // This saves an indexed read (~0.4 us) per append within a batch.
+  const bool head_known = watching_ && head_known_ && other_statements_ == statements_at_append_;
+  head_known_ = false;  // until this append succeeds
   for (int attempt = 0;; ++attempt) {
     // The head this log chains to must still be the newest record: a caller's rollback
     // (or ROLLBACK TO a savepoint) removes records, another writer adds some.
-    {
+    if (!head_known || attempt > 0) {
       sqlite3_stmt* h = head_.get();
       ResetOnly guard(h);
       int rc = sqlite3_step(h);
@@ -1267,6 +1295,7 @@ Status DecisionLog::AppendImpl(Decision& d) {
     int rc;
     bool taken = false;
     Status failure;
+    insert_seen_ = false;
     {
       ResetOnly guard(s);
       sqlite3_bind_int64(s, 1, id);
@@ -1298,6 +1327,8 @@ Status DecisionLog::AppendImpl(Decision& d) {
       d.hash.assign(hash, 64);
       head_cache_.id = id;
       head_cache_.hash.assign(hash, 64);
+      head_known_ = insert_seen_;  // the trace is still this log's
+      statements_at_append_ = other_statements_;
       PendingEntry e;
       e.id = id;
       e.processing_ms = d.processing_time;

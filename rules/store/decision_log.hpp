@@ -216,6 +216,7 @@ class DecisionLog final : public DecisionSink {
   Status AppendAlone(Decision& d);
   const std::string& FormatCached(TimeMs t, TimeCache& cache);
   Status Scan(const DecisionQuery& q, RowSink& sink) const;
+  static int OnStatement(unsigned type, void* self, void* stmt, void* sql);
   Result<sqlite3_stmt*> Cached(const std::string& sql) const;
 
   sqlite::DbPtr owned_;  // set by Open; declared first so it is destroyed last
@@ -223,6 +224,12 @@ class DecisionLog final : public DecisionSink {
   sqlite::StmtPtr insert_, head_, get_, begin_, commit_, upto_, hash_of_, pending_rows_,
       block_insert_, index_insert_;
   ChainHead head_cache_;
+  // Statement watching on a connection the log owns (Open): see AppendImpl.
+  bool watching_ = false;           // OnStatement is the connection's trace callback
+  bool head_known_ = false;         // the last append succeeded and the trace saw its INSERT
+  bool insert_seen_ = false;        // set by OnStatement when the INSERT runs
+  std::uint64_t other_statements_ = 0;      // statements run on the connection, but the INSERT
+  std::uint64_t statements_at_append_ = 0;  // other_statements_ after the last append
   // The records after the last index block: ids (indexed_upto_, head_cache_.id], in order.
   std::int64_t indexed_upto_ = 0;
   std::vector<PendingEntry> pending_;

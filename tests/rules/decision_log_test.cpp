@@ -755,6 +755,102 @@ TEST_CASE("a rolled-back append leaves no record and the chain intact", "[log]")
   CHECK(r.count == 2);
 }
 
+TEST_CASE("within a batch the log follows rollbacks to savepoints and other writers", "[log]") {
+  // A log from Open() skips the per-append head check while nothing but its own appends ran
+  // on its connection; every one of these must still make it re-read the head.
+  TempDir dir;
+  const std::string path = dir.File("state.db");
+  auto log = MustOpen(path);
+  sqlite3* db = log->db();
+  auto exec = [&](const char* sql) {
+    INFO(sql);
+    REQUIRE(sqlite3_exec(db, sql, nullptr, nullptr, nullptr) == SQLITE_OK);
+  };
+  std::vector<Decision> kept;
+  int n = 0;
+  auto append = [&](bool keep) {
+    Decision d = MakeDecision(n++);
+    MustAppend(*log, d);
+    if (!kept.empty() && keep) {
+      CHECK(d.id == kept.back().id + 1);
+      CHECK(d.prev_hash == kept.back().hash);
+    }
+    if (keep) kept.push_back(d);
+    return d;
+  };
+  bool user_trace = false;
+  SECTION("with the log's own statement trace") {}
+  SECTION("with the connection's trace replaced by the user's") {
+    // Then the log cannot see statements and must check the head before every append.
+    user_trace = true;
+    REQUIRE(sqlite3_trace_v2(
+                db, SQLITE_TRACE_STMT, [](unsigned, void*, void*, void*) { return 0; },
+                nullptr) == SQLITE_OK);
+  }
+  REQUIRE(log->Begin().ok());
+  for (int i = 0; i < 5; ++i) append(true);
+  // ROLLBACK TO by sqlite3_exec, several times.
+  for (int round = 0; round < 3; ++round) {
+    exec("SAVEPOINT sp");
+    for (int i = 0; i < 3; ++i) append(false);
+    exec("ROLLBACK TO sp");
+    exec("RELEASE sp");
+    append(true);
+  }
+  // ROLLBACK TO through one prepared statement, run twice.
+  sqlite3_stmt* rollback_to = nullptr;
+  REQUIRE(sqlite3_prepare_v2(db, "ROLLBACK TO sp2", -1, &rollback_to, nullptr) == SQLITE_OK);
+  for (int round = 0; round < 2; ++round) {
+    exec("SAVEPOINT sp2");
+    append(false);
+    append(false);
+    REQUIRE(sqlite3_step(rollback_to) == SQLITE_DONE);
+    REQUIRE(sqlite3_reset(rollback_to) == SQLITE_OK);
+    exec("RELEASE sp2");
+    append(true);
+  }
+  sqlite3_finalize(rollback_to);
+  // A second log on the same connection appends in the middle of the batch.
+  {
+    auto other = DecisionLog::Attach(db);
+    REQUIRE(other.ok());
+    append(true);
+    Decision d = MakeDecision(n++);
+    REQUIRE(other.value()->AppendInTransaction(d).ok());
+    CHECK(d.prev_hash == kept.back().hash);
+    kept.push_back(d);
+    append(true);
+  }
+  REQUIRE(log->Commit().ok());
+  // The whole next transaction is rolled back behind the log's back.
+  exec("BEGIN IMMEDIATE");
+  for (int i = 0; i < 4; ++i) {
+    Decision d = MakeDecision(n++);
+    REQUIRE(log->AppendInTransaction(d).ok());
+  }
+  exec("ROLLBACK");
+  exec("BEGIN IMMEDIATE");
+  append(true);
+  exec("COMMIT");
+  // Another connection appends between two batches of this one.
+  {
+    auto b = MustOpen(path);
+    Decision d = MakeDecision(n++);
+    MustAppend(*b, d);
+    CHECK(d.prev_hash == kept.back().hash);
+    kept.push_back(d);
+  }
+  REQUIRE(log->Begin().ok());
+  append(true);
+  append(true);
+  REQUIRE(log->Commit().ok());
+  if (user_trace) sqlite3_trace_v2(db, 0, nullptr, nullptr);
+  auto r = MustVerify(*log);
+  CHECK(r.ok());
+  CHECK(r.count == static_cast<std::int64_t>(kept.size()));
+  CHECK(r.head.hash == kept.back().hash);
+}
+
 TEST_CASE("two logs on one database chain to each other's records", "[log]") {
   TempDir dir;
   const std::string path = dir.File("state.db");
