@@ -217,9 +217,12 @@ class DecisionLog final : public DecisionSink {
   const std::string& FormatCached(TimeMs t, TimeCache& cache);
   Status Scan(const DecisionQuery& q, RowSink& sink) const;
   static int OnStatement(unsigned type, void* self, void* stmt, void* sql);
+  class Checkpointer;
+  static int OnWalCommit(void* self, sqlite3* db, const char* name, int frames);
   Result<sqlite3_stmt*> Cached(const std::string& sql) const;
 
   sqlite::DbPtr owned_;  // set by Open; declared first so it is destroyed last
+  std::unique_ptr<Checkpointer> checkpointer_;  // Open only; stopped first by the destructor
   sqlite3* db_;
   sqlite::StmtPtr insert_, head_, get_, begin_, commit_, upto_, hash_of_, pending_rows_,
       block_insert_, index_insert_;

@@ -6,6 +6,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <cstring>
 #include <filesystem>
@@ -849,6 +850,37 @@ TEST_CASE("within a batch the log follows rollbacks to savepoints and other writ
   CHECK(r.ok());
   CHECK(r.count == static_cast<std::int64_t>(kept.size()));
   CHECK(r.head.hash == kept.back().hash);
+}
+
+TEST_CASE("checkpoints keep the WAL near its limit while a writer appends", "[log]") {
+  // A log from Open() checkpoints on a thread of its own and finishes each round itself once
+  // the WAL holds 4,096 frames, so that the WAL is started over. 4 KiB pages (a file not
+  // created by Open) make that 16 MiB, about 25,000 of these records.
+  TempDir dir;
+  const std::string path = dir.File("state.db");
+  {
+    RawDb raw(path);
+    raw.MustExec("PRAGMA page_size = 4096; PRAGMA journal_mode = WAL; CREATE TABLE other (x)");
+  }
+  auto log = MustOpen(path);
+  std::uintmax_t max_wal = 0;
+  int n = 0;
+  for (int batch = 0; batch < 80; ++batch) {
+    REQUIRE(log->Begin().ok());
+    for (int i = 0; i < 1000; ++i, ++n) {
+      Decision d = MakeDecision(n);
+      MustAppend(*log, d);
+    }
+    REQUIRE(log->Commit().ok());
+    std::error_code ec;
+    max_wal = std::max(max_wal, fs::file_size(path + "-wal", ec));
+  }
+  INFO("largest WAL " << max_wal << " bytes");
+  CHECK(max_wal > 4096u * 4096u / 2);    // the WAL did fill up...
+  CHECK(max_wal < 6144u * (4096u + 24));  // ...and was started over near 4,096 frames
+  CHECK(fs::file_size(path) > 30u * 1000 * 1000);  // most records are in the database file
+  auto reader = MustOpen(path);
+  CHECK(MustVerify(*reader).count == n);
 }
 
 TEST_CASE("two logs on one database chain to each other's records", "[log]") {
