@@ -752,7 +752,7 @@ DecisionLog::DecisionLog(sqlite3* db) : db_(db) {}
 // (Checkpoints on a second connection alone never catch up with a busy writer: the WAL is
 // only started over when it is checkpointed to its end as a transaction begins.) Durability
 // is unchanged: a checkpoint copies committed pages only.
-constexpr int kCheckpointEvery = 1024;  // frames (32 MiB with 32 KiB pages)
+constexpr int kCheckpointEvery = 256;   // frames (8 MiB with 32 KiB pages)
 constexpr int kWalLimit = 4096;         // frames; what wal_autocheckpoint was
 
 class DecisionLog::Checkpointer {
