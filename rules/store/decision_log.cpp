@@ -5,8 +5,8 @@
 #include <array>
 #include <charconv>
 #include <cmath>
-#include <cstdint>
 #include <condition_variable>
+#include <cstdint>
 #include <cstring>
 #include <limits>
 #include <mutex>
@@ -447,7 +447,8 @@ template <class Out>
 bool AppendBody(Out& out, std::string_view et, std::string_view pt, const Decision& d,
                 BodySpans& spans) {
   const std::array<std::string_view, 10> strings = {
-      et, pt, d.kind, d.rule, d.version, d.trigger, d.entity_type, d.entity_id, d.outcome, d.reason};
+      et,          pt,        d.kind,  d.rule, d.version, d.trigger, d.entity_type,
+      d.entity_id, d.outcome, d.reason};
   out.push_back('{');
   for (std::size_t i = 0; i < strings.size(); ++i) {
     out.append(kBodyKeyPrefixes[i]);
@@ -753,8 +754,8 @@ DecisionLog::DecisionLog(sqlite3* db) : db_(db) {}
 // (Checkpoints on a second connection alone never catch up with a busy writer: the WAL is
 // only started over when it is checkpointed to its end as a transaction begins.) Durability
 // is unchanged: a checkpoint copies committed pages only.
-constexpr int kCheckpointEvery = 256;   // frames (8 MiB with 32 KiB pages)
-constexpr int kWalLimit = 4096;         // frames; what wal_autocheckpoint was
+constexpr int kCheckpointEvery = 256;  // frames (8 MiB with 32 KiB pages)
+constexpr int kWalLimit = 4096;        // frames; what wal_autocheckpoint was
 
 class DecisionLog::Checkpointer {
  public:
@@ -812,7 +813,7 @@ class DecisionLog::Checkpointer {
     }
   }
 
-  sqlite::DbPtr db_;  // used by the thread only
+  sqlite::DbPtr db_;   // used by the thread only
   int last_kick_ = 0;  // the writer's thread only
   std::mutex mu_;
   std::condition_variable cv_;
@@ -904,8 +905,7 @@ Result<std::unique_ptr<DecisionLog>> DecisionLog::Open(const std::string& path) 
   if (!s.ok()) return s;
   // The connection is the log's own, so it can watch every statement run on it and skip the
   // head check while nothing but its own appends has run (see AppendImpl).
-  if (sqlite3_trace_v2(raw, SQLITE_TRACE_STMT, &DecisionLog::OnStatement, log.get()) ==
-      SQLITE_OK)
+  if (sqlite3_trace_v2(raw, SQLITE_TRACE_STMT, &DecisionLog::OnStatement, log.get()) == SQLITE_OK)
     log->watching_ = true;
   // Checkpoints on a thread of their own (see "Checkpoints off the writer's thread"); without
   // it, the automatic checkpoint set above stays.

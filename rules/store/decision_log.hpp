@@ -237,10 +237,10 @@ class DecisionLog final : public DecisionSink {
       block_insert_, index_insert_;
   ChainHead head_cache_;
   // Statement watching on a connection the log owns (Open): see AppendImpl.
-  bool watching_ = false;           // OnStatement is the connection's trace callback
-  bool head_known_ = false;         // the last append succeeded and the trace saw its INSERT
-  bool insert_seen_ = false;        // set by OnStatement when the INSERT runs
-  std::uint64_t other_statements_ = 0;      // statements run on the connection, but the INSERT
+  bool watching_ = false;               // OnStatement is the connection's trace callback
+  bool head_known_ = false;             // the last append succeeded and the trace saw its INSERT
+  bool insert_seen_ = false;            // set by OnStatement when the INSERT runs
+  std::uint64_t other_statements_ = 0;  // statements run on the connection, but the INSERT
   std::uint64_t statements_at_append_ = 0;  // other_statements_ after the last append
   // The records after the last index block: ids (indexed_upto_, head_cache_.id], in order.
   std::int64_t indexed_upto_ = 0;

@@ -305,10 +305,10 @@ TEST_CASE("UTF-8 is checked while escaping, for every sequence at every position
   // The renderer checks UTF-8 in the same pass as it escapes, 8 bytes at a time: put valid and
   // invalid sequences at each position of strings that straddle those 8-byte steps, in a
   // string field, an evidence value and an evidence key.
-  const char* kSequences[] = {"\xc3\xa9",     "\xe6\x97\xa5", "\xf0\x9f\x8e\xaf",      // valid
-                              "\xff",         "\xc3",         "\xc0\xaf",         // invalid
-                              "\xed\xa0\x80", "\xe6\x97",     "\xf4\x90\x80\x80", "\x80",
-                              "\xf0\x9f\x8e", "\xe0\x80\xaf"};
+  const char* kSequences[] = {"\xc3\xa9",     "\xe6\x97\xa5", "\xf0\x9f\x8e\xaf",  // valid
+                              "\xff",         "\xc3",         "\xc0\xaf",          // invalid
+                              "\xed\xa0\x80", "\xe6\x97",     "\xf4\x90\x80\x80",
+                              "\x80",         "\xf0\x9f\x8e", "\xe0\x80\xaf"};
   TempDir dir;
   auto log = MustOpen(dir.File("state.db"));
   REQUIRE(log->Begin().ok());
@@ -785,8 +785,8 @@ TEST_CASE("within a batch the log follows rollbacks to savepoints and other writ
     // Then the log cannot see statements and must check the head before every append.
     user_trace = true;
     REQUIRE(sqlite3_trace_v2(
-                db, SQLITE_TRACE_STMT, [](unsigned, void*, void*, void*) { return 0; },
-                nullptr) == SQLITE_OK);
+                db, SQLITE_TRACE_STMT, [](unsigned, void*, void*, void*) { return 0; }, nullptr) ==
+            SQLITE_OK);
   }
   REQUIRE(log->Begin().ok());
   for (int i = 0; i < 5; ++i) append(true);
@@ -876,8 +876,8 @@ TEST_CASE("checkpoints keep the WAL near its limit while a writer appends", "[lo
     max_wal = std::max(max_wal, fs::file_size(path + "-wal", ec));
   }
   INFO("largest WAL " << max_wal << " bytes");
-  CHECK(max_wal > 4096u * 4096u / 2);    // the WAL did fill up...
-  CHECK(max_wal < 6144u * (4096u + 24));  // ...and was started over near 4,096 frames
+  CHECK(max_wal > 4096u * 4096u / 2);              // the WAL did fill up...
+  CHECK(max_wal < 6144u * (4096u + 24));           // ...and was started over near 4,096 frames
   CHECK(fs::file_size(path) > 30u * 1000 * 1000);  // most records are in the database file
   auto reader = MustOpen(path);
   CHECK(MustVerify(*reader).count == n);
