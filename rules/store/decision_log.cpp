@@ -753,7 +753,10 @@ DecisionLog::DecisionLog(sqlite3* db) : db_(db) {}
 // next write transaction start it over, so the file stays near kWalLimit pages as before.
 // (Checkpoints on a second connection alone never catch up with a busy writer: the WAL is
 // only started over when it is checkpointed to its end as a transaction begins.) Durability
-// is unchanged: a checkpoint copies committed pages only.
+// is unchanged: a checkpoint copies committed pages only. The thread is started by the first
+// commit that finds kCheckpointEvery frames in the WAL, so a log that is only read (a query
+// tool, the daemon's readers) never has one; if it cannot be started, the writer's own
+// checkpoint at kWalLimit is SQLite's automatic checkpoint as before.
 constexpr int kCheckpointEvery = 256;  // frames (8 MiB with 32 KiB pages)
 constexpr int kWalLimit = 4096;        // frames; what wal_autocheckpoint was
 
@@ -821,24 +824,30 @@ class DecisionLog::Checkpointer {
   std::thread thread_;
 };
 
+// The WAL hook of a connection from Open, called by the writer after each commit with the
+// WAL's size in frames. It replaces SQLite's automatic checkpoint.
 int DecisionLog::OnWalCommit(void* self, sqlite3* db, const char* name, int frames) {
   auto* log = static_cast<DecisionLog*>(self);
   if (frames >= kWalLimit) {
     // The rest of the WAL (the thread has done most of it); SQLITE_BUSY if the thread is at
     // it right now, and then the next commit tries again.
     sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
-  } else if (log->checkpointer_) {
-    log->checkpointer_->Committed(frames);
+    return SQLITE_OK;
   }
+  if (frames < kCheckpointEvery) return SQLITE_OK;
+  if (!log->checkpointer_ && !log->no_checkpointer_) {
+    const char* file = sqlite3_db_filename(db, name);
+    if (file != nullptr && *file != '\0') log->checkpointer_ = Checkpointer::Start(file);
+    log->no_checkpointer_ = log->checkpointer_ == nullptr;
+  }
+  if (log->checkpointer_) log->checkpointer_->Committed(frames);
   return SQLITE_OK;
 }
 
 // Members are destroyed in reverse order: the statements before the owned connection.
 DecisionLog::~DecisionLog() {
-  if (checkpointer_) {
-    sqlite3_wal_hook(db_, nullptr, nullptr);
-    checkpointer_.reset();  // stops and joins the thread, closes its connection
-  }
+  if (wal_hook_) sqlite3_wal_hook(db_, nullptr, nullptr);
+  checkpointer_.reset();  // stops and joins the thread, closes its connection
   if (watching_) sqlite3_trace_v2(db_, 0, nullptr, nullptr);
 }
 
@@ -887,12 +896,6 @@ Result<std::unique_ptr<DecisionLog>> DecisionLog::Open(const std::string& path) 
     if (mode != "wal")
       return Status::IoError(what + ": the database cannot use WAL (journal mode is " + mode + ")");
   }
-  // Checkpoint every 4,096 pages (128 MiB of 32 KiB pages) instead of SQLite's 1,000: each
-  // checkpoint ends with an fsync of the database file, which the writer waits for. The WAL
-  // file grows to about that size and is then reused. (Below, a checkpoint thread takes over
-  // most of that work when it can be started.)
-  s = sqlite::Exec(raw, ("PRAGMA wal_autocheckpoint=" + std::to_string(kWalLimit)).c_str(), what);
-  if (!s.ok()) return s;
   // Reads through a memory map of the first GiB: a query reads scattered records by id, and
   // without the map each page-cache miss copies a whole 32 KiB page out of the kernel for
   // one ~750-byte record (paging through a common rule: ~2.1 s -> ~0.8 s per 100,000 rows).
@@ -907,10 +910,12 @@ Result<std::unique_ptr<DecisionLog>> DecisionLog::Open(const std::string& path) 
   // head check while nothing but its own appends has run (see AppendImpl).
   if (sqlite3_trace_v2(raw, SQLITE_TRACE_STMT, &DecisionLog::OnStatement, log.get()) == SQLITE_OK)
     log->watching_ = true;
-  // Checkpoints on a thread of their own (see "Checkpoints off the writer's thread"); without
-  // it, the automatic checkpoint set above stays.
-  log->checkpointer_ = Checkpointer::Start(path);
-  if (log->checkpointer_) sqlite3_wal_hook(raw, &DecisionLog::OnWalCommit, log.get());
+  // Checkpoints every 4,096 pages (128 MiB of 32 KiB pages) instead of SQLite's 1,000, as
+  // each ends with an fsync that the writer would wait for, and mostly on a thread of their
+  // own (see "Checkpoints off the writer's thread"). The WAL grows to about 4,096 pages and
+  // is then reused.
+  sqlite3_wal_hook(raw, &DecisionLog::OnWalCommit, log.get());
+  log->wal_hook_ = true;
   return log;
 }
 

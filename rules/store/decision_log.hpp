@@ -56,9 +56,9 @@
 //
 // Errors are Status results carrying SQLite's message; nothing throws across this API.
 // Thread-safety: none. Use a DecisionLog (and its connection) from one thread at a time. (A
-// log from Open() also runs a checkpoint thread with a connection of its own; that thread
-// never touches the log, its connection or its records, only copies committed WAL pages into
-// the database file.)
+// log from Open() that writes also starts a checkpoint thread with a connection of its own;
+// that thread never touches the log, its connection or its records, only copies committed
+// WAL pages into the database file.)
 #pragma once
 
 #include <sqlite3.h>
@@ -154,10 +154,11 @@ class DecisionLog final : public DecisionSink {
   static Result<std::unique_ptr<DecisionLog>> Attach(sqlite3* db);
   // Opens or creates the database file at `path` with its own connection (WAL,
   // synchronous=NORMAL, busy_timeout 5000 ms, 64 MiB page cache, 32 KiB pages for a new
-  // file, reads through a 1 GiB memory map, checkpoints on a thread of their own with the WAL
-  // started over near 4,096 pages), then Attach()es, and watches the connection's statements
-  // (see "Before each append" above). Attach leaves the connection's settings and hooks as
-  // its owner made them.
+  // file, reads through a 1 GiB memory map, checkpoints mostly on a thread of their own,
+  // started by the first large commit, with the WAL started over near 4,096 pages; its WAL
+  // hook replaces wal_autocheckpoint), then Attach()es, and watches the connection's
+  // statements (see "Before each append" above). Attach leaves the connection's settings and
+  // hooks as its owner made them.
   static Result<std::unique_ptr<DecisionLog>> Open(const std::string& path);
 
   ~DecisionLog() override;
@@ -231,7 +232,9 @@ class DecisionLog final : public DecisionSink {
   Result<sqlite3_stmt*> Cached(const std::string& sql) const;
 
   sqlite::DbPtr owned_;  // set by Open; declared first so it is destroyed last
-  std::unique_ptr<Checkpointer> checkpointer_;  // Open only; stopped first by the destructor
+  std::unique_ptr<Checkpointer> checkpointer_;  // Open only, started by the first big commit
+  bool wal_hook_ = false;                       // OnWalCommit is the connection's WAL hook (Open)
+  bool no_checkpointer_ = false;                // the checkpoint thread could not be started
   sqlite3* db_;
   sqlite::StmtPtr insert_, head_, get_, begin_, commit_, upto_, hash_of_, pending_rows_,
       block_insert_, index_insert_;
