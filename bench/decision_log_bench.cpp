@@ -6,10 +6,14 @@
 //   build/bench/decision_log_bench [RECORDS [BATCH [DB_PATH]]]   (defaults: 1000000 10000, a
 //                                                                 temporary file)
 //
+// With GAVEL_BENCH_APPEND_ONLY=1 in the environment it stops after the batched appends (for
+// profiling them alone with perf).
+//
 // Records are realistic: a mix of rule firings and skips (window bounds, aggregates,
 // thresholds, a confidence bound in the evidence, intended actions when fired), alert
 // transitions and journey steps over 10,000 entities; ~574 bytes of canonical JSON each.
 // Target (issue): at least 300,000 records/s batched. Figures: docs/performance.md.
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -38,22 +42,47 @@ double Seconds(Clock::time_point a, Clock::time_point b) {
   return std::chrono::duration<double>(b - a).count();
 }
 
-// CPU seconds of this process (user + system): on a busy machine the wall-clock rate measures
-// the neighbours as much as the log, so both are printed.
+// CPU seconds of this process, all threads (user + system): on a busy machine the wall-clock
+// rate measures the neighbours as much as the log, so both are printed.
 double CpuSeconds() {
   timespec t{};
   clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
   return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_nsec) / 1e9;
 }
 
+// User and system CPU seconds (getrusage) of this process (RUSAGE_SELF: every thread,
+// including the decision log's checkpoint thread) or of the calling thread (RUSAGE_THREAD).
+void UserSys(int who, double& user, double& sys) {
+  rusage u{};
+  getrusage(who, &u);
+  user = static_cast<double>(u.ru_utime.tv_sec) + static_cast<double>(u.ru_utime.tv_usec) / 1e6;
+  sys = static_cast<double>(u.ru_stime.tv_sec) + static_cast<double>(u.ru_stime.tv_usec) / 1e6;
+}
+
 struct Timer {
   Clock::time_point wall0 = Clock::now();
   double cpu0 = CpuSeconds();
+  double user0 = 0, sys0 = 0, thread_user0 = 0, thread_sys0 = 0;
+  Timer() {
+    UserSys(RUSAGE_SELF, user0, sys0);
+    UserSys(RUSAGE_THREAD, thread_user0, thread_sys0);
+  }
   // "   123456 records/s  (234567 records/CPU-s)"
   std::string Rate(double n) const {
     const double wall = Seconds(wall0, Clock::now()), cpu = CpuSeconds() - cpu0;
     char buf[96];
     std::snprintf(buf, sizeof buf, "%10.0f records/s (%8.0f per CPU-s)", n / wall, n / cpu);
+    return buf;
+  }
+  // "wall 4.20 s, user 3.10 s, sys 0.90 s (this thread 3.70 s)"
+  std::string Times() const {
+    double user = 0, sys = 0, thread_user = 0, thread_sys = 0;
+    UserSys(RUSAGE_SELF, user, sys);
+    UserSys(RUSAGE_THREAD, thread_user, thread_sys);
+    char buf[128];
+    std::snprintf(buf, sizeof buf, "wall %.2f s, user %.2f s, sys %.2f s (this thread %.2f s)",
+                  Wall(), user - user0, sys - sys0,
+                  thread_user - thread_user0 + thread_sys - thread_sys0);
     return buf;
   }
   double Wall() const { return Seconds(wall0, Clock::now()); }
@@ -214,8 +243,16 @@ int main(int argc, char** argv) {
       s = log.Commit();
       if (!s.ok()) Die("commit", s);
     }
-    std::printf("  batched appends:   %s  %ld records in %.2f s\n", t.Rate(records).c_str(),
-                records, t.Wall());
+    std::printf("  batched appends:   %s  %ld records: %s\n", t.Rate(records).c_str(), records,
+                t.Times().c_str());
+  }
+  if (const char* only = std::getenv("GAVEL_BENCH_APPEND_ONLY"); only && *only == '1') {
+    opened.value().reset();
+    if (temp) {
+      std::error_code ec;
+      for (const char* suffix : {"", "-wal", "-shm"}) fs::remove(path + suffix, ec);
+    }
+    return 0;
   }
 
   // Alone: one transaction per record (WAL, synchronous=NORMAL: no fsync per commit).

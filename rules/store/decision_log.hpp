@@ -23,21 +23,25 @@
 //     the caller rolls back, neither exists. The log never commits or rolls back a transaction
 //     it did not open.
 //   * Before each append the log checks that the newest stored record is the one it chains
-//     to (one indexed read of the last row's id and hash, ~0.3 us), so after a caller's
+//     to (one indexed read of the last row's id and hash, ~0.4 us), so after a caller's
 //     rollback — ROLLBACK, or ROLLBACK TO a savepoint — it re-reads the head and continues: no
-//     call is needed after a rollback. Use BEGIN IMMEDIATE for transactions that append (a
-//     deferred transaction can fail with SQLITE_BUSY when it starts writing).
+//     call is needed after a rollback. A log from Open() owns its connection and watches every
+//     statement run on it (its sqlite3_trace_v2 callback: do not replace it); it skips that read
+//     while nothing but its own INSERTs ran since its last append, which is what happens
+//     within a batch. Use BEGIN IMMEDIATE for transactions that append (a deferred transaction
+//     can fail with SQLITE_BUSY when it starts writing).
 //   * Append() (the DecisionSink interface) appends inside the open transaction if there is
 //     one, and otherwise in a transaction of its own (BEGIN IMMEDIATE ... COMMIT: durable
-//     when it returns true, within synchronous=NORMAL's guarantee; ~25,000 records/s). For
-//     throughput, batch: Begin(), Append() many, Commit() (~200,000 records/s; see
-//     docs/decision-log.md, "Performance").
+//     when it returns true, within synchronous=NORMAL's guarantee; ~40,000 records per
+//     CPU-second). For throughput, batch: Begin(), Append() many, Commit() (~300,000 records
+//     per CPU-second; see docs/decision-log.md, "Performance").
 //   * Indexes (schema version 2): no per-row secondary index. Every 4,096 records the
 //     appender writes one index block (the block's id range, min/max times, and per field a
 //     few rows listing the block's records by hash bucket of their value) in the transaction
 //     of the append that fills it, so the index commits and rolls back with the records.
-//     Query reads the blocks and scans the records after the last block (fewer than 4,096
-//     when the log is written through this class). See docs/decision-log.md, "Indexes".
+//     The index rows are keyed block first, so a block's rows are appended together. Query
+//     reads the blocks and scans the records after the last block (fewer than 4,096 when the
+//     log is written through this class). See docs/decision-log.md, "Indexes".
 //     A version-1 database is upgraded in place when attached (its four per-row indexes are
 //     dropped and the blocks built from the records, inside the attach's savepoint).
 //   * Ids are assigned by the log: 1, 2, 3, ... in append order (the head's id + 1; if a
@@ -51,7 +55,10 @@
 //   * Destroy the log before closing a connection you gave it (it holds prepared statements).
 //
 // Errors are Status results carrying SQLite's message; nothing throws across this API.
-// Thread-safety: none. Use a DecisionLog (and its connection) from one thread at a time.
+// Thread-safety: none. Use a DecisionLog (and its connection) from one thread at a time. (A
+// log from Open() that writes also starts a checkpoint thread with a connection of its own;
+// that thread never touches the log, its connection or its records, only copies committed
+// WAL pages into the database file.)
 #pragma once
 
 #include <sqlite3.h>
@@ -147,8 +154,11 @@ class DecisionLog final : public DecisionSink {
   static Result<std::unique_ptr<DecisionLog>> Attach(sqlite3* db);
   // Opens or creates the database file at `path` with its own connection (WAL,
   // synchronous=NORMAL, busy_timeout 5000 ms, 64 MiB page cache, 32 KiB pages for a new
-  // file, a checkpoint every 4,096 WAL pages, reads through a 1 GiB memory map), then
-  // Attach()es. Attach leaves the connection's settings as its owner made them.
+  // file, reads through a 1 GiB memory map, checkpoints mostly on a thread of their own,
+  // started by the first large commit, with the WAL started over near 4,096 pages; its WAL
+  // hook replaces wal_autocheckpoint), then Attach()es, and watches the connection's
+  // statements (see "Before each append" above). Attach leaves the connection's settings and
+  // hooks as its owner made them.
   static Result<std::unique_ptr<DecisionLog>> Open(const std::string& path);
 
   ~DecisionLog() override;
@@ -216,20 +226,31 @@ class DecisionLog final : public DecisionSink {
   Status AppendAlone(Decision& d);
   const std::string& FormatCached(TimeMs t, TimeCache& cache);
   Status Scan(const DecisionQuery& q, RowSink& sink) const;
+  static int OnStatement(unsigned type, void* self, void* stmt, void* sql);
+  class Checkpointer;
+  static int OnWalCommit(void* self, sqlite3* db, const char* name, int frames);
   Result<sqlite3_stmt*> Cached(const std::string& sql) const;
 
   sqlite::DbPtr owned_;  // set by Open; declared first so it is destroyed last
+  std::unique_ptr<Checkpointer> checkpointer_;  // Open only, started by the first big commit
+  bool wal_hook_ = false;                       // OnWalCommit is the connection's WAL hook (Open)
+  bool no_checkpointer_ = false;                // the checkpoint thread could not be started
   sqlite3* db_;
   sqlite::StmtPtr insert_, head_, get_, begin_, commit_, upto_, hash_of_, pending_rows_,
       block_insert_, index_insert_;
   ChainHead head_cache_;
+  // Statement watching on a connection the log owns (Open): see AppendImpl.
+  bool watching_ = false;               // OnStatement is the connection's trace callback
+  bool head_known_ = false;             // the last append succeeded and the trace saw its INSERT
+  bool insert_seen_ = false;            // set by OnStatement when the INSERT runs
+  std::uint64_t other_statements_ = 0;  // statements run on the connection, but the INSERT
+  std::uint64_t statements_at_append_ = 0;  // other_statements_ after the last append
   // The records after the last index block: ids (indexed_upto_, head_cache_.id], in order.
   std::int64_t indexed_upto_ = 0;
   std::vector<PendingEntry> pending_;
   TimeCache event_time_cache_, processing_time_cache_;
-  std::string buf_;  // prev_hash + "\n" + canonical body, reused between appends
-  std::string evidence_buf_;
-  std::string actions_buf_;
+  std::string buf_;  // prev_hash + "\n" + canonical body, reused between appends (kept at
+                     // its capacity: the rendered length is tracked by the renderer)
   std::string blob_buf_;
   mutable std::map<std::string, sqlite::StmtPtr, std::less<>> query_cache_;
   Status last_error_;

@@ -383,6 +383,74 @@ TEST_CASE("a version-1 database is upgraded in place", "[log][log_index]") {
   CHECK(r->count == static_cast<std::int64_t>(all.size()));
 }
 
+TEST_CASE("an index keyed (field, bucket, last_id) is re-keyed block first in place",
+          "[log][log_index]") {
+  TempDir dir;
+  const std::string path = dir.File("state.db");
+  std::vector<Decision> all;
+  {
+    auto log = MustOpen(path);
+    REQUIRE(log->Begin().ok());
+    for (int i = 0; i < 2 * kBlock + 50; ++i) {
+      Decision d = Varied(i);
+      MustAppend(*log, d);
+      all.push_back(d);
+    }
+    REQUIRE(log->Commit().ok());
+  }
+  const char* kPkFirst =
+      "SELECT cid FROM pragma_table_info('decisions_index') WHERE pk = 1";  // 0 field, 2 last_id
+  // Every index row, in one order, as one number: the rows must survive the conversion.
+  const char* kRowsDigest =
+      "SELECT sum((field * 1000003 + bucket * 7919 + last_id * 31 + first_id) * length(ids) + "
+      "unicode(hex(ids))) FROM decisions_index";
+  std::int64_t digest = 0, rows = 0;
+  {
+    // Turn the file into what the first schema-2 builds wrote: the same rows, keyed by field.
+    RawDb raw(path);
+    CHECK(raw.Int(kPkFirst) == 2);
+    raw.MustExec(
+        "CREATE TABLE old_index (field INTEGER NOT NULL, bucket INTEGER NOT NULL, "
+        "last_id INTEGER NOT NULL, first_id INTEGER NOT NULL, ids BLOB NOT NULL, "
+        "PRIMARY KEY (field, bucket, last_id)) WITHOUT ROWID;"
+        "INSERT INTO old_index SELECT field, bucket, last_id, first_id, ids FROM decisions_index;"
+        "DROP TABLE decisions_index; ALTER TABLE old_index RENAME TO decisions_index;");
+    CHECK(raw.Int(kPkFirst) == 0);
+    digest = raw.Int(kRowsDigest);
+    rows = raw.Int("SELECT count(*) FROM decisions_index");
+    CHECK(rows > 300);
+  }
+  auto log = MustOpen(path);
+  {
+    RawDb raw(path);
+    CHECK(raw.Int(kPkFirst) == 2);
+    CHECK(raw.Int("SELECT count(*) FROM decisions_index") == rows);
+    CHECK(raw.Int(kRowsDigest) == digest);
+    CHECK(raw.Int("SELECT max(version) FROM decisions_schema") == DecisionLog::kSchemaVersion);
+    // The query an older build runs on the index still finds the rows in the new key order.
+    CHECK(raw.Int("SELECT count(*) FROM decisions_index WHERE field = 1 AND bucket >= 0 AND "
+                  "last_id > 0 AND last_id <= " +
+                  std::to_string(2 * kBlock)) ==
+          raw.Int("SELECT count(*) FROM decisions_index WHERE field = 1"));
+  }
+  for (int i = 2 * kBlock + 50; i < 3 * kBlock + 80; ++i) {  // writes the third block
+    Decision d = Varied(i);
+    MustAppend(*log, d);
+    REQUIRE(d.id == i + 1);
+    all.push_back(d);
+  }
+  {
+    RawDb raw(path);
+    CHECK(raw.Int("SELECT count(*) FROM decisions_blocks") == 3);
+  }
+  CheckQueries(*log, all, 0);
+  CheckQueries(*log, all, 41);
+  auto r = log->Verify();
+  REQUIRE(r.ok());
+  CHECK(r->ok());
+  CHECK(r->count == static_cast<std::int64_t>(all.size()));
+}
+
 TEST_CASE("a new database gets 32 KiB pages, an existing one keeps its own", "[log][log_index]") {
   TempDir dir;
   {

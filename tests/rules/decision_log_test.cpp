@@ -6,10 +6,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <cstring>
 #include <filesystem>
 #include <functional>
+#include <iterator>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -298,6 +300,41 @@ TEST_CASE("invalid UTF-8 is repaired before it is stored and hashed", "[log]") {
   REQUIRE(back.ok());
   CHECK(back->entity_id == d.entity_id);
   CHECK(MustVerify(*log).ok());
+}
+
+TEST_CASE("UTF-8 is checked while escaping, for every sequence at every position", "[log]") {
+  // The renderer checks UTF-8 in the same pass as it escapes, 8 bytes at a time: put valid and
+  // invalid sequences at each position of strings that straddle those 8-byte steps, in a
+  // string field, an evidence value and an evidence key.
+  const char* kSequences[] = {"\xc3\xa9",     "\xe6\x97\xa5", "\xf0\x9f\x8e\xaf",  // valid
+                              "\xff",         "\xc3",         "\xc0\xaf",          // invalid
+                              "\xed\xa0\x80", "\xe6\x97",     "\xf4\x90\x80\x80",
+                              "\x80",         "\xf0\x9f\x8e", "\xe0\x80\xaf"};
+  TempDir dir;
+  auto log = MustOpen(dir.File("state.db"));
+  REQUIRE(log->Begin().ok());
+  int n = 0;
+  for (int len : {1, 7, 8, 9, 17}) {
+    for (int pos = 0; pos <= len; ++pos) {
+      for (const char* seq : kSequences) {
+        std::string s(static_cast<std::size_t>(len), 'a');
+        s.insert(static_cast<std::size_t>(pos), seq);
+        Decision d = MakeDecision(n++);
+        d.entity_id = s;
+        d.evidence["s"] = s;
+        d.evidence[s + "k"] = 1;
+        const std::string want = gavel::rules::ToJson(d, false).dump(
+            -1, ' ', false, nlohmann::json::error_handler_t::replace);
+        INFO(len << " " << pos << " " << Sha256Hex(seq));
+        REQUIRE(CanonicalBody(d) == want);
+        MustAppend(*log, d);
+        REQUIRE(gavel::rules::ToJson(d, false).dump() == want);  // repaired in place
+        REQUIRE(d.hash == ChainHash(d.prev_hash, want));
+      }
+    }
+  }
+  REQUIRE(log->Commit().ok());
+  CHECK(MustVerify(*log).count == n);
 }
 
 TEST_CASE("stored time text is FormatTime's for any time", "[log]") {
@@ -718,6 +755,151 @@ TEST_CASE("a rolled-back append leaves no record and the chain intact", "[log]")
   auto r = MustVerify(*log);
   CHECK(r.ok());
   CHECK(r.count == 2);
+}
+
+TEST_CASE("within a batch the log follows rollbacks to savepoints and other writers", "[log]") {
+  // A log from Open() skips the per-append head check while nothing but its own appends ran
+  // on its connection; every one of these must still make it re-read the head.
+  TempDir dir;
+  const std::string path = dir.File("state.db");
+  auto log = MustOpen(path);
+  sqlite3* db = log->db();
+  auto exec = [&](const char* sql) {
+    INFO(sql);
+    REQUIRE(sqlite3_exec(db, sql, nullptr, nullptr, nullptr) == SQLITE_OK);
+  };
+  std::vector<Decision> kept;
+  int n = 0;
+  auto append = [&](bool keep) {
+    Decision d = MakeDecision(n++);
+    MustAppend(*log, d);
+    if (!kept.empty() && keep) {
+      CHECK(d.id == kept.back().id + 1);
+      CHECK(d.prev_hash == kept.back().hash);
+    }
+    if (keep) kept.push_back(d);
+    return d;
+  };
+  bool user_trace = false;
+  SECTION("with the log's own statement trace") {}
+  SECTION("with the connection's trace replaced by the user's") {
+    // Then the log cannot see statements and must check the head before every append.
+    user_trace = true;
+    REQUIRE(sqlite3_trace_v2(
+                db, SQLITE_TRACE_STMT, [](unsigned, void*, void*, void*) { return 0; }, nullptr) ==
+            SQLITE_OK);
+  }
+  REQUIRE(log->Begin().ok());
+  for (int i = 0; i < 5; ++i) append(true);
+  // ROLLBACK TO by sqlite3_exec, several times.
+  for (int round = 0; round < 3; ++round) {
+    exec("SAVEPOINT sp");
+    for (int i = 0; i < 3; ++i) append(false);
+    exec("ROLLBACK TO sp");
+    exec("RELEASE sp");
+    append(true);
+  }
+  // ROLLBACK TO through one prepared statement, run twice.
+  sqlite3_stmt* rollback_to = nullptr;
+  REQUIRE(sqlite3_prepare_v2(db, "ROLLBACK TO sp2", -1, &rollback_to, nullptr) == SQLITE_OK);
+  for (int round = 0; round < 2; ++round) {
+    exec("SAVEPOINT sp2");
+    append(false);
+    append(false);
+    REQUIRE(sqlite3_step(rollback_to) == SQLITE_DONE);
+    REQUIRE(sqlite3_reset(rollback_to) == SQLITE_OK);
+    exec("RELEASE sp2");
+    append(true);
+  }
+  sqlite3_finalize(rollback_to);
+  // A second log on the same connection appends in the middle of the batch.
+  {
+    auto other = DecisionLog::Attach(db);
+    REQUIRE(other.ok());
+    append(true);
+    Decision d = MakeDecision(n++);
+    REQUIRE(other.value()->AppendInTransaction(d).ok());
+    CHECK(d.prev_hash == kept.back().hash);
+    kept.push_back(d);
+    append(true);
+  }
+  REQUIRE(log->Commit().ok());
+  // The whole next transaction is rolled back behind the log's back.
+  exec("BEGIN IMMEDIATE");
+  for (int i = 0; i < 4; ++i) {
+    Decision d = MakeDecision(n++);
+    REQUIRE(log->AppendInTransaction(d).ok());
+  }
+  exec("ROLLBACK");
+  exec("BEGIN IMMEDIATE");
+  append(true);
+  exec("COMMIT");
+  // Another connection appends between two batches of this one.
+  {
+    auto b = MustOpen(path);
+    Decision d = MakeDecision(n++);
+    MustAppend(*b, d);
+    CHECK(d.prev_hash == kept.back().hash);
+    kept.push_back(d);
+  }
+  REQUIRE(log->Begin().ok());
+  append(true);
+  append(true);
+  REQUIRE(log->Commit().ok());
+  if (user_trace) sqlite3_trace_v2(db, 0, nullptr, nullptr);
+  auto r = MustVerify(*log);
+  CHECK(r.ok());
+  CHECK(r.count == static_cast<std::int64_t>(kept.size()));
+  CHECK(r.head.hash == kept.back().hash);
+}
+
+TEST_CASE("checkpoints keep the WAL near its limit while a writer appends", "[log]") {
+  // A log from Open() checkpoints on a thread of its own and finishes each round itself once
+  // the WAL holds 4,096 frames, so that the WAL is started over. 4 KiB pages (a file not
+  // created by Open) make that 16 MiB, about 25,000 of these records.
+  TempDir dir;
+  const std::string path = dir.File("state.db");
+  {
+    RawDb raw(path);
+    raw.MustExec("PRAGMA page_size = 4096; PRAGMA journal_mode = WAL; CREATE TABLE other (x)");
+  }
+  // The thread is started by the first commit that leaves 256 pages in the WAL: a log that
+  // is only read, or written a little, has none.
+  auto threads = [] {
+    std::error_code ec;
+    auto it = fs::directory_iterator("/proc/self/task", ec);
+    return ec ? -1 : static_cast<int>(std::distance(it, fs::directory_iterator()));
+  };
+  const int threads_before = threads();
+  auto log = MustOpen(path);
+  CHECK(MustVerify(*log).count == 0);
+  {
+    Decision d = MakeDecision(0);
+    MustAppend(*log, d);
+  }
+  CHECK(threads() == threads_before);
+  std::uintmax_t max_wal = 0;
+  int n = 1;
+  for (int batch = 0; batch < 80; ++batch) {
+    REQUIRE(log->Begin().ok());
+    for (int i = 0; i < 1000; ++i, ++n) {
+      Decision d = MakeDecision(n);
+      MustAppend(*log, d);
+    }
+    REQUIRE(log->Commit().ok());
+    std::error_code ec;
+    max_wal = std::max(max_wal, fs::file_size(path + "-wal", ec));
+  }
+  INFO("largest WAL " << max_wal << " bytes");
+  CHECK(max_wal > 4096u * 4096u / 2);              // the WAL did fill up...
+  CHECK(max_wal < 6144u * (4096u + 24));           // ...and was started over near 4,096 frames
+  CHECK(fs::file_size(path) > 30u * 1000 * 1000);  // most records are in the database file
+  if (threads_before > 0) CHECK(threads() == threads_before + 1);
+  auto reader = MustOpen(path);
+  CHECK(MustVerify(*reader).count == n);
+  reader.reset();
+  log.reset();
+  CHECK(threads() == threads_before);
 }
 
 TEST_CASE("two logs on one database chain to each other's records", "[log]") {
