@@ -573,6 +573,10 @@ Result<Decision> RowDecision(sqlite3_stmt* s) {
 // entries. Records after the last block (at most a few thousand) are found by scanning them.
 // A query is driven by one field's postings (or by the zone map for a time range alone) and
 // checks every filter on the record itself, so hash collisions only cost a wasted lookup.
+// The index table's columns and key, shared by the schema and the re-keying below.
+#define GAVEL_INDEX_TABLE_BODY                                                                    \
+  "(\n  field    INTEGER NOT NULL,\n  bucket   INTEGER NOT NULL,\n  last_id  INTEGER NOT NULL,\n" \
+  "  first_id INTEGER NOT NULL,\n  ids      BLOB NOT NULL,\n  PRIMARY KEY (last_id, field, bucket)\n) WITHOUT ROWID"
 constexpr const char* kSchemaSql = R"sql(
 CREATE TABLE IF NOT EXISTS decisions (
   id              INTEGER PRIMARY KEY,
@@ -601,14 +605,7 @@ CREATE TABLE IF NOT EXISTS decisions_blocks (
   min_event_ms      INTEGER NOT NULL,
   max_event_ms      INTEGER NOT NULL
 );
-CREATE TABLE IF NOT EXISTS decisions_index (
-  field    INTEGER NOT NULL,
-  bucket   INTEGER NOT NULL,
-  last_id  INTEGER NOT NULL,
-  first_id INTEGER NOT NULL,
-  ids      BLOB NOT NULL,
-  PRIMARY KEY (last_id, field, bucket)
-) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS decisions_index )sql" GAVEL_INDEX_TABLE_BODY R"sql(;
 CREATE TRIGGER IF NOT EXISTS decisions_no_update BEFORE UPDATE ON decisions
   BEGIN SELECT RAISE(ABORT, 'decisions are append-only'); END;
 CREATE TRIGGER IF NOT EXISTS decisions_no_delete BEFORE DELETE ON decisions
@@ -626,14 +623,7 @@ CREATE TRIGGER IF NOT EXISTS decisions_no_delete BEFORE DELETE ON decisions
 constexpr const char* kIndexKeyedByFieldSql =
     "SELECT count(*) FROM pragma_table_info('decisions_index') WHERE pk = 1 AND name = 'field'";
 constexpr const char* kRekeyIndexSql = R"sql(
-CREATE TABLE decisions_index_rekeyed (
-  field    INTEGER NOT NULL,
-  bucket   INTEGER NOT NULL,
-  last_id  INTEGER NOT NULL,
-  first_id INTEGER NOT NULL,
-  ids      BLOB NOT NULL,
-  PRIMARY KEY (last_id, field, bucket)
-) WITHOUT ROWID;
+CREATE TABLE decisions_index_rekeyed )sql" GAVEL_INDEX_TABLE_BODY R"sql(;
 INSERT INTO decisions_index_rekeyed (field, bucket, last_id, first_id, ids)
   SELECT field, bucket, last_id, first_id, ids FROM decisions_index ORDER BY last_id, field, bucket;
 DROP TABLE decisions_index;
@@ -642,6 +632,8 @@ ALTER TABLE decisions_index_rekeyed RENAME TO decisions_index;
 
 // Version 1 had four per-row indexes; opening a version-1 database drops them and builds the
 // batched index from the records (see Init).
+#undef GAVEL_INDEX_TABLE_BODY
+
 constexpr const char* kDropV1IndexesSql = R"sql(
 DROP INDEX IF EXISTS decisions_by_rule;
 DROP INDEX IF EXISTS decisions_by_entity;

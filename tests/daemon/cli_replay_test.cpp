@@ -42,6 +42,16 @@ std::string WriteFile(const std::string& name, const std::string& text) {
   return p.string();
 }
 
+// Runs `sql` on the database file at `path` with a connection of its own, as someone with
+// access to the file would.
+void ExecSql(const std::string& path, const char* sql) {
+  sqlite3* conn = nullptr;
+  REQUIRE(sqlite3_open(path.c_str(), &conn) == SQLITE_OK);
+  const int rc = sqlite3_exec(conn, sql, nullptr, nullptr, nullptr);
+  sqlite3_close(conn);
+  REQUIRE(rc == SQLITE_OK);
+}
+
 }  // namespace
 
 TEST_CASE("replay reports a malformed line with its number and reason, skips it and goes on", "[cli]") {
@@ -144,13 +154,9 @@ TEST_CASE("replay --log writes a hash-chained log that `gavel log verify` accept
   Run l = Gavel("log --db " + db + " --rule mql_handoff");
   CHECK(l.out.find("rule mql_handoff lead=L1 fired") != std::string::npos);
   // Tamper: an auditor's nightmare, done the way an attacker with file access would.
-  sqlite3* conn = nullptr;
-  REQUIRE(sqlite3_open(db.c_str(), &conn) == SQLITE_OK);
-  REQUIRE(sqlite3_exec(conn,
-                       "DROP TRIGGER IF EXISTS decisions_no_update; "
-                       "UPDATE decisions SET reason = 'dry_run' WHERE rule = 'mql_handoff';",
-                       nullptr, nullptr, nullptr) == SQLITE_OK);
-  sqlite3_close(conn);
+  ExecSql(db,
+          "DROP TRIGGER IF EXISTS decisions_no_update; "
+          "UPDATE decisions SET reason = 'dry_run' WHERE rule = 'mql_handoff';");
   Run broken = Gavel("log verify --db " + db);
   CHECK(broken.exit_code == 1);
   CHECK(broken.out.find("broken:") != std::string::npos);
@@ -177,13 +183,9 @@ TEST_CASE("replay stops with exit 2 and the log's reason when the log refuses a 
   REQUIRE(Gavel("replay --format none --rules " + std::string(GAVEL_SOURCE_DIR) + "/playbooks --events " + one +
                 " --log " + db)
               .exit_code == 0);
-  sqlite3* conn = nullptr;
-  REQUIRE(sqlite3_open(db.c_str(), &conn) == SQLITE_OK);
-  REQUIRE(sqlite3_exec(conn,
-                       "CREATE TRIGGER refuse AFTER INSERT ON decisions WHEN NEW.id > 100 "
-                       "BEGIN SELECT RAISE(ABORT, 'the disk says no'); END;",
-                       nullptr, nullptr, nullptr) == SQLITE_OK);
-  sqlite3_close(conn);
+  ExecSql(db,
+          "CREATE TRIGGER refuse AFTER INSERT ON decisions WHEN NEW.id > 100 "
+          "BEGIN SELECT RAISE(ABORT, 'the disk says no'); END;");
   Run r = Gavel("replay --format none --rules " + std::string(GAVEL_SOURCE_DIR) + "/playbooks --events " + events +
                 " --log " + db);
   INFO(r.err);

@@ -336,20 +336,24 @@ TEST_CASE("two logs on one database keep one exact index", "[log][log_index]") {
   CHECK(a->Verify()->ok());
 }
 
+// A new log at `path` with `n` varied records in one transaction; returns them.
+std::vector<Decision> WriteVaried(const std::string& path, int n) {
+  std::vector<Decision> all;
+  auto log = MustOpen(path);
+  REQUIRE(log->Begin().ok());
+  for (int i = 0; i < n; ++i) {
+    Decision d = Varied(i);
+    MustAppend(*log, d);
+    all.push_back(d);
+  }
+  REQUIRE(log->Commit().ok());
+  return all;
+}
+
 TEST_CASE("a version-1 database is upgraded in place", "[log][log_index]") {
   TempDir dir;
   const std::string path = dir.File("state.db");
-  std::vector<Decision> all;
-  {
-    auto log = MustOpen(path);
-    REQUIRE(log->Begin().ok());
-    for (int i = 0; i < 2 * kBlock + 50; ++i) {
-      Decision d = Varied(i);
-      MustAppend(*log, d);
-      all.push_back(d);
-    }
-    REQUIRE(log->Commit().ok());
-  }
+  std::vector<Decision> all = WriteVaried(path, 2 * kBlock + 50);
   {
     // Turn the file into what gavel with schema version 1 wrote: the same records, four
     // per-row indexes, no batched index.
@@ -387,17 +391,7 @@ TEST_CASE("an index keyed (field, bucket, last_id) is re-keyed block first in pl
           "[log][log_index]") {
   TempDir dir;
   const std::string path = dir.File("state.db");
-  std::vector<Decision> all;
-  {
-    auto log = MustOpen(path);
-    REQUIRE(log->Begin().ok());
-    for (int i = 0; i < 2 * kBlock + 50; ++i) {
-      Decision d = Varied(i);
-      MustAppend(*log, d);
-      all.push_back(d);
-    }
-    REQUIRE(log->Commit().ok());
-  }
+  std::vector<Decision> all = WriteVaried(path, 2 * kBlock + 50);
   const char* kPkFirst =
       "SELECT cid FROM pragma_table_info('decisions_index') WHERE pk = 1";  // 0 field, 2 last_id
   // Every index row, in one order, as one number: the rows must survive the conversion.
