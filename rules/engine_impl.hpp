@@ -278,7 +278,8 @@ struct Engine::Impl {
   std::set<std::pair<std::string, std::string>> dirty_alerts;
   std::set<std::pair<std::string, std::string>> dirty_cooldowns;
   bool fire_times_dirty = false;
-  std::vector<std::string> new_event_ids;
+  // The hashes (SeenIds::HashOf) of the events applied since the last checkpoint.
+  std::vector<XXH128_hash_t> new_event_hashes;
   std::int64_t event_batches = 0;  // "events" rows written (their keys number them)
   Status Checkpoint(StateSink& sink);
   Status Restore(const StateSource& source);
@@ -947,11 +948,12 @@ struct Engine::Impl {
   }
   // OnEvent for a normalized event.
   Status ApplyEvent(const Event& e, const EventHashes* pre) {
-    if (!(pre ? seen_events.InsertHashed(pre->id) : seen_events.Insert(e.id))) {
+    const XXH128_hash_t id_hash = pre ? pre->id : SeenIds::HashOf(e.id);
+    if (!seen_events.InsertHashed(id_hash)) {
       self.duplicates_++;
       return Status::InvalidArgument("duplicate event id `" + e.id + "`");
     }
-    if (opts.track_state) new_event_ids.push_back(e.id);
+    if (opts.track_state) new_event_hashes.push_back(id_hash);
     const dsl::EventInfo& info = p.events[e.type_index];
     const auto& routes = event_routes[e.type_index];
     for (std::size_t r = 0; r < routes.size(); ++r) {
