@@ -81,4 +81,40 @@ class ZeroedArray {
   Backing backing_ = Backing::kNone;
 };
 
+// A std::allocator for the engine's big per-entity vectors (headers, score rows): blocks of
+// at least kHugePageBytes come from AllocateZeroed (huge pages where possible), smaller ones
+// from operator new. How a block was obtained is kept in a few bytes after it, so
+// deallocate frees it the same way whatever happened at allocation.
+template <typename T>
+struct HugePageAllocator {
+  using value_type = T;
+  HugePageAllocator() = default;
+  template <typename U>
+  HugePageAllocator(const HugePageAllocator<U>&) noexcept {}  // NOLINT: rebinding
+  static constexpr std::size_t kTail = alignof(std::max_align_t);
+
+  T* allocate(std::size_t n) {
+    const std::size_t bytes = n * sizeof(T);
+    if (bytes < kHugePageBytes) return static_cast<T*>(::operator new(bytes));
+    Backing backing;
+    void* p = AllocateZeroed(Padded(bytes) + kTail, backing);
+    static_cast<unsigned char*>(p)[Padded(bytes)] = static_cast<unsigned char>(backing);
+    return static_cast<T*>(p);
+  }
+  void deallocate(T* p, std::size_t n) noexcept {
+    const std::size_t bytes = n * sizeof(T);
+    if (bytes < kHugePageBytes) {
+      ::operator delete(p);
+      return;
+    }
+    const auto backing = static_cast<Backing>(reinterpret_cast<unsigned char*>(p)[Padded(bytes)]);
+    FreeZeroed(p, Padded(bytes) + kTail, backing);
+  }
+  template <typename U>
+  bool operator==(const HugePageAllocator<U>&) const noexcept { return true; }
+
+ private:
+  static std::size_t Padded(std::size_t bytes) { return (bytes + kTail - 1) / kTail * kTail; }
+};
+
 }  // namespace gavel::rules::engine_detail

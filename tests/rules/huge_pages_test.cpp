@@ -6,6 +6,8 @@
 #include <catch2/catch.hpp>
 #include <cstdint>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "rules/entity_table.hpp"
 
@@ -100,4 +102,23 @@ TEST_CASE("the seen-id table finds the same duplicates on huge pages, mapped pag
   CHECK(huge.second == 300000);
   CHECK(run(false, true) == huge);
   CHECK(run(true, false) == huge);
+}
+
+TEST_CASE("a vector on the huge-page allocator keeps its elements across growth, whatever the backing",
+          "[huge_pages]") {
+  using Vec = std::vector<std::uint64_t, gavel::rules::engine_detail::HugePageAllocator<std::uint64_t>>;
+  for (const auto& [fail_map, fail_advice] : {std::pair{false, false}, {false, true}, {true, false}}) {
+    INFO(fail_map << " " << fail_advice);
+    Failures f(fail_map, fail_advice);
+    Vec v;
+    // Past 2 MiB (262,144 words) and through several reallocations on both sides of it.
+    for (std::uint64_t i = 0; i < 1000000; ++i) v.push_back(i * 3);
+    bool same = true;
+    for (std::uint64_t i = 0; i < v.size(); ++i) same &= v[i] == i * 3;
+    CHECK(same);
+    CHECK(v.size() == 1000000);
+    v.resize(10);
+    v.shrink_to_fit();  // back to operator new
+    CHECK(v[9] == 27);
+  }
 }
