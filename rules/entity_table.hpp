@@ -11,8 +11,9 @@
 //                id), the scores row by row, and entity fields in columns. One lead with one
 //                score and one text field costs about 150 bytes instead of hash-map nodes.
 //
-// Both hash tables' slot arrays are ZeroedArrays (huge_pages.hpp): from 2 MiB on they sit on
-// transparent huge pages, so a random lookup misses the cache but rarely the TLB.
+// Both hash tables' slot arrays are ZeroedArrays and the entity headers and score rows use
+// HugePageAllocator (huge_pages.hpp): from 2 MiB on they sit on transparent huge pages, so a
+// random lookup misses the cache but rarely the TLB.
 //
 // Not thread-safe: owned by one Engine, used by one thread at a time.
 #pragma once
