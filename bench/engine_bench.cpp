@@ -12,6 +12,9 @@
 //       timed on its own afterwards: Materialize of every decision, then ToJson(...).dump().
 //   build/bench/engine_bench --mode=per-event|batch|json [events] [leads]
 //       only that one timed run (for profiling)
+//   --reserve (before the rest): size the seen-id table first, as replay does;
+//   --track-state: keep what a checkpoint needs (changed entities, applied event ids), as
+//       the daemon does (no checkpoint is written)
 //   build/bench/engine_bench --memory [leads=1000000]
 //       memory per lead of in-memory state: one event for each of `leads` distinct leads
 //       (entity state, interned ids and the seen-event ids), as RSS growth
@@ -126,8 +129,11 @@ int main(int argc, char** argv) {
   // and the materialize/render figure.
   std::string only;
   bool reserve = false;  // --reserve: size the seen-id table for all events first, as replay does
-  while (argc > 1 && (std::string(argv[1]).rfind("--mode=", 0) == 0 || std::string(argv[1]) == "--reserve")) {
+  bool track_state = false;  // --track-state: keep what Checkpoint needs, as the daemon does
+  while (argc > 1 && (std::string(argv[1]).rfind("--mode=", 0) == 0 || std::string(argv[1]) == "--reserve" ||
+                      std::string(argv[1]) == "--track-state")) {
     if (std::string(argv[1]) == "--reserve") reserve = true;
+    else if (std::string(argv[1]) == "--track-state") track_state = true;
     else only = std::string(argv[1]).substr(7);
     ++argv;
     --argc;
@@ -200,7 +206,7 @@ int main(int argc, char** argv) {
     gavel::rules::SimulatedClock clock(events.front().time);
     gavel::rules::EngineOptions options;
     options.run_schedules = false;
-    options.track_state = false;
+    options.track_state = track_state;
     options.compact_decisions = mode != Mode::kJsonPerEvent;
     gavel::rules::Engine engine(compiled.program, {&clock, &sink, nullptr}, options);
     engine.Start(events.front().time);
@@ -226,7 +232,8 @@ int main(int argc, char** argv) {
     std::printf("%-38s %9.0f events/s (%.2fx of the 10M/s target; %zu runs: %.0f - %.0f), %ld decisions\n", what,
                 n_events / best, n_events / best / 1e7, secs.size(), n_events / worst, n_events / best, decisions);
   };
-  std::printf("%ld events over %ld leads%s\n", n_events, n_leads, reserve ? ", seen-id table reserved" : "");
+  std::printf("%ld events over %ld leads%s%s\n", n_events, n_leads, reserve ? ", seen-id table reserved" : "",
+              track_state ? ", state tracked for checkpoints (not written)" : "");
   if (!only.empty()) {
     CountingSink sink;
     const Mode mode = only == "batch" ? Mode::kBatch : only == "json" ? Mode::kJsonPerEvent : Mode::kPerEvent;

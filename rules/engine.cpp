@@ -35,7 +35,7 @@ void Engine::Start(TimeMs t) { now_ = t; }
 
 void Engine::ReserveEvents(std::size_t events) {
   impl_->seen_events.Reserve(impl_->seen_events.size() + events);
-  if (impl_->opts.track_state) impl_->new_event_ids.reserve(impl_->new_event_ids.size() + events);
+  if (impl_->opts.track_state) impl_->new_event_hashes.reserve(impl_->new_event_hashes.size() + events);
 }
 
 Status Engine::RunSchedulesNow(TimeMs t) {

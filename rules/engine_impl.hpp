@@ -11,6 +11,7 @@
 #include <optional>
 #include <span>
 #include <sstream>
+#include <utility>
 
 #include "rules/calendar.hpp"
 #include "rules/entity_table.hpp"
@@ -141,6 +142,8 @@ struct FastCondition {
     switch (kind) {
       case Kind::kText: {
         if (v.kind != Value::Kind::kText) return false;
+        if (op == dsl::OpCode::kEq) return SameText(v.text, text);
+        if (op == dsl::OpCode::kNe) return !SameText(v.text, text);
         const int c = std::string_view(v.text).compare(text);
         return Compare(op, c < 0 ? -1 : c > 0 ? 1 : 0);
       }
@@ -275,7 +278,8 @@ struct Engine::Impl {
   std::set<std::pair<std::string, std::string>> dirty_alerts;
   std::set<std::pair<std::string, std::string>> dirty_cooldowns;
   bool fire_times_dirty = false;
-  std::vector<std::string> new_event_ids;
+  // The hashes (SeenIds::HashOf) of the events applied since the last checkpoint.
+  std::vector<XXH128_hash_t> new_event_hashes;
   std::int64_t event_batches = 0;  // "events" rows written (their keys number them)
   Status Checkpoint(StateSink& sink);
   Status Restore(const StateSource& source);
@@ -549,6 +553,12 @@ struct Engine::Impl {
   }
 
   Status DecayAll(EntityRef e, TimeMs t) {
+    if (!DecayAllFast(e, t)) return TakeFailure();
+    return Status::Ok();
+  }
+  // DecayAll for the event path: false on failure, the Status kept in `failure` (the hot
+  // path passes no Status objects around: each costs a string's set-up and tear-down).
+  [[gnu::always_inline]] bool DecayAllFast(EntityRef e, TimeMs t) {
     for (std::size_t i = 0; i < e.t->score_ids.size(); ++i) {
       // The common cases without a call: nothing to do (already as of t), or inactivity decay
       // with no step due yet (what Decay does for them, inline).
@@ -560,11 +570,21 @@ struct Engine::Impl {
         sc.as_of = t;
         continue;
       }
-      Status s = Decay(e, static_cast<int>(i), t);
-      if (!s.ok()) return s;
+      if (!DecayOne(e, static_cast<int>(i), t)) return false;
     }
-    return Status::Ok();
+    return true;
   }
+  [[gnu::noinline]] bool DecayOne(EntityRef e, int slot, TimeMs t) { return Keep(Decay(e, slot, t)); }
+
+  // The failure of a bool-returning step of the event path (DecayAllFast, OnEntityEvent).
+  Status failure;
+  // Keeps `s` if it failed; returns whether it is ok.
+  bool Keep(Status s) {
+    if (s.ok()) return true;
+    failure = std::move(s);
+    return false;
+  }
+  Status TakeFailure() { return std::exchange(failure, Status::Ok()); }
 
   // Schedules the next time decay alone would take this score across a watched threshold.
   void ScheduleDecayTimer(EntityRef e, int slot) {
@@ -870,7 +890,8 @@ struct Engine::Impl {
   // Whether `e` is as ParseEvent and NormalizeEvent deliver events (fields in declaration
   // order, type_index set); other events are normalized on a copy first.
   bool IsNormalized(const Event& e) const {
-    return e.type_index >= 0 && e.type_index < static_cast<int>(p.events.size()) && p.events[e.type_index].name == e.type;
+    return e.type_index >= 0 && e.type_index < static_cast<int>(p.events.size()) &&
+           SameText(p.events[e.type_index].name, e.type);
   }
 
   // The hashes of an event's id and entity keys, computed ahead by the batch path (OnEvents)
@@ -927,19 +948,19 @@ struct Engine::Impl {
   }
   // OnEvent for a normalized event.
   Status ApplyEvent(const Event& e, const EventHashes* pre) {
-    if (!(pre ? seen_events.InsertHashed(pre->id) : seen_events.Insert(e.id))) {
+    const XXH128_hash_t id_hash = pre ? pre->id : SeenIds::HashOf(e.id);
+    if (!seen_events.InsertHashed(id_hash)) {
       self.duplicates_++;
       return Status::InvalidArgument("duplicate event id `" + e.id + "`");
     }
-    if (opts.track_state) new_event_ids.push_back(e.id);
+    if (opts.track_state) new_event_hashes.push_back(id_hash);
     const dsl::EventInfo& info = p.events[e.type_index];
     const auto& routes = event_routes[e.type_index];
     for (std::size_t r = 0; r < routes.size(); ++r) {
       const std::string_view key = RouteKey(e, routes[r]);
       if (key.empty()) continue;
       const std::uint64_t h = pre && r < kHashedRoutes ? pre->keys[r] : HashId(key);
-      Status s = OnEntityEvent(e, routes[r], key, h);
-      if (!s.ok()) return s;
+      if (!OnEntityEvent(e, routes[r], key, h)) return TakeFailure();
     }
     // Event rules on events that belong to no entity.
     if (info.entities.empty()) {
@@ -957,15 +978,15 @@ struct Engine::Impl {
   }
 
   // `key_hash`: HashId(id).
-  Status OnEntityEvent(const Event& e, const EventRoute& route, std::string_view id, std::uint64_t key_hash) {
+  // False on failure (the Status in `failure`).
+  bool OnEntityEvent(const Event& e, const EventRoute& route, std::string_view id, std::uint64_t key_hash) {
     const int table = route.table;
     EntityRef ent{&tables[table], tables[table].InternHashed(id, key_hash)};
     MarkDirty(ent);
     EntityTable& t = *ent.t;
     // Late events are applied as of the latest time seen for the entity: decay never rewinds.
     TimeMs at = std::max(e.time, t.rows[ent.n].last_event);
-    Status s = DecayAll(ent, at);
-    if (!s.ok()) return s;
+    if (!DecayAllFast(ent, at)) return false;
     t.rows[ent.n].last_event = at;
     if (route.updates) {
       for (std::size_t i = 0; i < t.info->fields.size(); ++i) {
@@ -1008,8 +1029,7 @@ struct Engine::Impl {
       if (delta != 0) {
         const double before = ss.value;
         ss.value = Clamp(sc, ss.value + delta);
-        s = Crossings(ent, score, before, ss.value, at, Trigger{&e, &sc.name});
-        if (!s.ok()) return s;
+        if (!Keep(Crossings(ent, score, before, ss.value, at, Trigger{&e, &sc.name}))) return false;
       }
       if (score_watched_below[score]) ScheduleDecayTimer(ent, static_cast<int>(k));
     }
@@ -1032,11 +1052,10 @@ struct Engine::Impl {
           continue;
         }
       }
-      s = RunEntityRule(r, ent, &e, at, Trigger{&e, nullptr}, nullptr);
-      if (!s.ok()) return s;
+      if (!Keep(RunEntityRule(r, ent, &e, at, Trigger{&e, nullptr}, nullptr))) return false;
     }
-    if (!table_has_journeys[table]) return Status::Ok();
-    return JourneysOnEvent(e, ent, at);
+    if (!table_has_journeys[table]) return true;
+    return Keep(JourneysOnEvent(e, ent, at));
   }
 
   // ------------------------------------------------------------ journeys

@@ -2,6 +2,8 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <stdexcept>
+#include <string_view>
 
 #include "rules/engine_impl.hpp"
 #include "rules/state.hpp"
@@ -53,6 +55,68 @@ void AppendPlain(std::string& out, const Value& v) {
     case Value::Kind::kNull: break;
   }
   out += "null";
+}
+
+// "events" rows in the hashed form: the prefix, then each id's 128-bit hash (SeenIds::HashOf,
+// the form the duplicate check keeps) as 22 characters of base64url: its 16 bytes, low64 then
+// high64, each little-endian, 6 bits per character (the last character carries 2 bits).
+constexpr std::string_view kHashedIdsPrefix = "xxh128:";
+constexpr std::size_t kHashedIdChars = 22;
+constexpr char kBase64Url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+void AppendHashedId(std::string& out, const XXH128_hash_t& h) {
+  unsigned char b[16];
+  for (int i = 0; i < 8; ++i) {
+    b[i] = static_cast<unsigned char>(h.low64 >> (8 * i));
+    b[8 + i] = static_cast<unsigned char>(h.high64 >> (8 * i));
+  }
+  char c[kHashedIdChars];
+  std::size_t k = 0;
+  for (int i = 0; i < 15; i += 3) {
+    const std::uint32_t v = (std::uint32_t{b[i]} << 16) | (std::uint32_t{b[i + 1]} << 8) | b[i + 2];
+    c[k++] = kBase64Url[v >> 18];
+    c[k++] = kBase64Url[(v >> 12) & 63];
+    c[k++] = kBase64Url[(v >> 6) & 63];
+    c[k++] = kBase64Url[v & 63];
+  }
+  c[k++] = kBase64Url[b[15] >> 2];
+  c[k++] = kBase64Url[(b[15] & 3) << 4];
+  out.append(c, kHashedIdChars);
+}
+
+// Reads the ids of a hashed "events" row into `seen`; throws (a damaged row) on anything else.
+void InsertHashedIds(std::string_view text, engine_detail::SeenIds& seen) {
+  if (!text.starts_with(kHashedIdsPrefix)) throw std::runtime_error("unknown event id form");
+  text.remove_prefix(kHashedIdsPrefix.size());
+  if (text.size() % kHashedIdChars != 0) throw std::runtime_error("hashed ids of the wrong length");
+  auto digit = [](char ch) -> std::uint32_t {
+    if (ch >= 'A' && ch <= 'Z') return static_cast<std::uint32_t>(ch - 'A');
+    if (ch >= 'a' && ch <= 'z') return static_cast<std::uint32_t>(ch - 'a' + 26);
+    if (ch >= '0' && ch <= '9') return static_cast<std::uint32_t>(ch - '0' + 52);
+    if (ch == '-') return 62;
+    if (ch == '_') return 63;
+    throw std::runtime_error("a hashed id holds a character outside base64url");
+  };
+  seen.Reserve(seen.size() + text.size() / kHashedIdChars);
+  for (std::size_t at = 0; at < text.size(); at += kHashedIdChars) {
+    const char* c = text.data() + at;
+    unsigned char b[16];
+    for (int i = 0, k = 0; i < 15; i += 3, k += 4) {
+      const std::uint32_t v = digit(c[k]) << 18 | digit(c[k + 1]) << 12 | digit(c[k + 2]) << 6 | digit(c[k + 3]);
+      b[i] = static_cast<unsigned char>(v >> 16);
+      b[i + 1] = static_cast<unsigned char>(v >> 8);
+      b[i + 2] = static_cast<unsigned char>(v);
+    }
+    const std::uint32_t last = digit(c[21]);
+    if (last & 15) throw std::runtime_error("a hashed id does not end on its 128th bit");
+    b[15] = static_cast<unsigned char>(digit(c[20]) << 2 | last >> 4);
+    XXH128_hash_t h{0, 0};
+    for (int i = 0; i < 8; ++i) {
+      h.low64 |= std::uint64_t{b[i]} << (8 * i);
+      h.high64 |= std::uint64_t{b[8 + i]} << (8 * i);
+    }
+    seen.InsertHashed(h);
+  }
 }
 
 // A compact row's field back as a value.
@@ -134,33 +198,20 @@ Status Engine::Impl::Checkpoint(StateSink& sink) {
                         {{"state", static_cast<int>(a.state)}, {"since", a.since}, {"last_notified", a.last_notified}});
     if (!s.ok()) return s;
   }
-  if (!new_event_ids.empty()) {
-    // The ids of the events applied since the last checkpoint, as one row: a row per event
-    // would cost a B-tree insert per event.
+  if (!new_event_hashes.empty()) {
+    // The events applied since the last checkpoint, as one row (a row per event would cost a
+    // B-tree insert per event) holding each id's 128-bit hash, which is all the duplicate
+    // check keeps: recording it costs the event path no copy of the id, and Restore inserts
+    // exactly the hashes the check held. Rows written before hold the ids themselves (a JSON
+    // array of strings) and are still read.
     char key[24];
     std::snprintf(key, sizeof key, "%020lld", static_cast<long long>(++event_batches));
-    // Written as text directly: a million ids as nlohmann::json would be a million nodes.
     std::string text;
-    std::size_t bytes = 2;
-    for (const auto& id : new_event_ids) bytes += id.size() + 3;
-    text.reserve(bytes);
-    text += '[';
-    for (std::size_t i = 0; i < new_event_ids.size(); ++i) {
-      if (i) text += ',';
-      const std::string& id = new_event_ids[i];
-      // Most ids need no escaping (printable ASCII without quotes or backslashes): copied as
-      // they are; the rest go through the JSON library.
-      bool plain = true;
-      for (unsigned char ch : id) plain &= ch >= 0x20 && ch < 0x7f && ch != '"' && ch != '\\';
-      if (plain) {
-        text += '"';
-        text += id;
-        text += '"';
-      } else {
-        text += nlohmann::json(id).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-      }
-    }
-    text += ']';
+    text.reserve(kHashedIdsPrefix.size() + 2 + new_event_hashes.size() * kHashedIdChars);
+    text += '"';
+    text += kHashedIdsPrefix;
+    for (const XXH128_hash_t& h : new_event_hashes) AppendHashedId(text, h);
+    text += '"';
     Status s = sink.PutText("events", "", key, text);
     if (!s.ok()) return s;
   }
@@ -177,7 +228,7 @@ Status Engine::Impl::Checkpoint(StateSink& sink) {
   dirty_journeys.clear();
   dirty_alerts.clear();
   dirty_cooldowns.clear();
-  new_event_ids.clear();
+  new_event_hashes.clear();
   return Status::Ok();
 }
 
@@ -267,7 +318,11 @@ Status Engine::Impl::Restore(const StateSource& source) {
       } else if (kind == "cooldown") {
         last_fired[name][key] = j.get<TimeMs>();
       } else if (kind == "events") {
-        for (const auto& id : j) seen_events.Insert(id.get_ref<const std::string&>());
+        if (j.is_string()) {  // the hashed form
+          InsertHashedIds(j.get_ref<const std::string&>(), seen_events);
+        } else {  // the ids themselves, as written before
+          for (const auto& id : j) seen_events.Insert(id.get_ref<const std::string&>());
+        }
       } else if (kind == "event") {  // one row per event id, as written before batches
         seen_events.Insert(key);
       } else if (kind == "meta" && name == "engine") {
@@ -318,7 +373,7 @@ Status Engine::Impl::Restore(const StateSource& source) {
   dirty_journeys.clear();
   dirty_alerts.clear();
   dirty_cooldowns.clear();
-  new_event_ids.clear();
+  new_event_hashes.clear();
   for (auto& [d, instance] : migrations) {
     d.event_time = self.now_;
     Status e = Emit(d);

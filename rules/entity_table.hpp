@@ -11,10 +11,16 @@
 //                id), the scores row by row, and entity fields in columns. One lead with one
 //                score and one text field costs about 150 bytes instead of hash-map nodes.
 //
+// Both hash tables' slot arrays are ZeroedArrays and the entity headers and score rows use
+// HugePageAllocator (huge_pages.hpp): from 2 MiB on they sit on transparent huge pages, so a
+// random lookup misses the cache but rarely the TLB.
+//
 // Not thread-safe: owned by one Engine, used by one thread at a time.
 #pragma once
 
+#include <bit>
 #include <cstdint>
+#include <cstring>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -26,10 +32,52 @@
 #include "rules/clock.hpp"
 #include "rules/eval.hpp"
 #include "rules/event.hpp"
+#include "rules/huge_pages.hpp"
 
 namespace gavel::rules::engine_detail {
 
 inline std::uint64_t HashId(std::string_view s) { return XXH3_64bits(s.data(), s.size()); }
+
+// The bytes of a text of at most 8 bytes as one word, zero-padded (its first byte lowest),
+// read without a loop or a call: two overlapping loads from 4 bytes on.
+inline std::uint64_t ShortWord(std::string_view s) {
+  const std::size_t n = s.size();
+  const char* d = s.data();
+  if constexpr (std::endian::native == std::endian::little) {
+    if (n >= 4) {
+      std::uint32_t a, b;
+      std::memcpy(&a, d, 4);
+      std::memcpy(&b, d + n - 4, 4);
+      return a | (std::uint64_t{b} << ((n - 4) * 8));
+    }
+    if (n == 0) return 0;
+    // 1-3 bytes: the first, the middle and the last byte cover them all.
+    return std::uint64_t{static_cast<unsigned char>(d[0])} |
+           (std::uint64_t{static_cast<unsigned char>(d[n / 2])} << (n / 2 * 8)) |
+           (std::uint64_t{static_cast<unsigned char>(d[n - 1])} << ((n - 1) * 8));
+  } else {
+    std::uint64_t w = 0;
+    for (std::size_t i = 0; i < n; ++i) w |= std::uint64_t{static_cast<unsigned char>(d[i])} << (i * 8);
+    return w;
+  }
+}
+
+// a == b, inline for the short texts of the event path (event type names, ids); memcmp
+// for texts longer than 16 bytes.
+inline bool SameText(std::string_view a, std::string_view b) {
+  const std::size_t n = a.size();
+  if (n != b.size()) return false;
+  if (n <= 8) return ShortWord(a) == ShortWord(b);
+  if (n <= 16) {
+    std::uint64_t a0, a1, b0, b1;
+    std::memcpy(&a0, a.data(), 8);
+    std::memcpy(&b0, b.data(), 8);
+    std::memcpy(&a1, a.data() + n - 8, 8);
+    std::memcpy(&b1, b.data() + n - 8, 8);
+    return ((a0 ^ b0) | (a1 ^ b1)) == 0;
+  }
+  return std::memcmp(a.data(), b.data(), n) == 0;
+}
 
 // Asks the cache for the line holding `p` (a hint: never faults). GCC may drop a
 // __builtin_prefetch whose surrounding code has no other effect (it did, in OnEvents and in
@@ -51,7 +99,7 @@ class SeenIds {
   bool InsertHashed(const XXH128_hash_t& h) {
     if ((size_ + 1) * 4 >= slots_.size() * 3) Grow();
     const Slot want{h.low64 | 1, h.high64};  // lo never 0: 0 marks an empty slot
-    for (std::size_t i = h.high64 & mask_;; i = (i + 1) & mask_) {
+    for (std::size_t i = h.high64 >> shift_;; i = (i + 1) & mask_) {
       Slot& s = slots_[i];
       if (s.lo == 0) {
         s = want;
@@ -63,7 +111,7 @@ class SeenIds {
   }
   // Asks the cache for the slot where the id of hash `h` would be looked up first.
   void Prefetch(const XXH128_hash_t& h) const {
-    if (!slots_.empty()) engine_detail::Prefetch(&slots_[h.high64 & mask_]);
+    if (!slots_.empty()) engine_detail::Prefetch(&slots_[h.high64 >> shift_]);
   }
   std::size_t size() const { return size_; }
   // Makes room for `n` ids without growing again (a replay knows its event count).
@@ -75,22 +123,32 @@ class SeenIds {
   struct Slot {
     std::uint64_t lo = 0, hi = 0;
   };
+  // An id's home slot is given by the top bits of its hash, so the table is (but for the few
+  // ids that wrapped around its end) in hash order, and doubling it moves each id to about
+  // twice its position: the rehash below writes the new table front to back, a stream
+  // instead of one cache miss per id.
   void Grow() {
-    std::size_t cap = slots_.empty() ? 1024 : slots_.size() * 2;
-    std::vector<Slot> next(cap);
+    const std::size_t cap = slots_.empty() ? 1024 : slots_.size() * 2;
+    int shift = 64;
+    for (std::size_t c = cap; c > 1; c >>= 1) --shift;
+    ZeroedArray<Slot> next(cap);
     const std::size_t mask = cap - 1;
     for (const Slot& s : slots_) {
       if (s.lo == 0) continue;
-      std::size_t i = s.hi & mask;
+      std::size_t i = s.hi >> shift;
       while (next[i].lo != 0) i = (i + 1) & mask;
       next[i] = s;
     }
     slots_.swap(next);
     mask_ = mask;
+    shift_ = shift;
   }
 
-  std::vector<Slot> slots_;  // one cache line holds four: a lookup costs one miss
+  // One cache line holds four: a lookup costs one miss. From 2 MiB (131,072 slots) on, on
+  // transparent huge pages (huge_pages.hpp): one TLB entry per 2 MiB of table.
+  ZeroedArray<Slot> slots_;
   std::size_t mask_ = 0;
+  int shift_ = 64;  // home slot: hash.high64 >> shift_ (64 - log2 of the slot count)
   std::size_t size_ = 0;
 };
 
@@ -150,8 +208,10 @@ struct EntityTable {
 
   const dsl::EntityInfo* info = nullptr;
   std::vector<int> score_ids;              // program score indexes of this entity type
-  std::vector<EntityHeader> rows;          // by entity number
-  std::vector<ScoreState> score_rows;      // row-major: entity n's scores at n * nscores
+  // By entity number; both on huge pages from 2 MiB on (a random entity's header and score
+  // row then rarely miss the TLB).
+  std::vector<EntityHeader, HugePageAllocator<EntityHeader>> rows;
+  std::vector<ScoreState, HugePageAllocator<ScoreState>> score_rows;  // row-major: entity n's scores at n * nscores
   std::vector<FieldColumn> fields;         // aligned with info->fields
   std::vector<OwnedValue> defaults;        // the declared default of each field (or null)
   std::vector<std::uint32_t> dirty_list;
@@ -166,10 +226,10 @@ struct EntityTable {
     const EntityHeader& h = rows[n];
     if (h.id_length != id_text.size()) return false;
     if (id_text.size() <= sizeof h.short_id) {
-      for (std::size_t i = 0; i < id_text.size(); ++i) {
-        if (h.short_id[i] != id_text[i]) return false;
-      }
-      return true;
+      std::uint64_t stored;  // zero-padded, as ShortWord pads
+      std::memcpy(&stored, h.short_id, sizeof stored);
+      if constexpr (std::endian::native == std::endian::little) return stored == ShortWord(id_text);
+      return std::string_view(h.short_id, h.id_length) == id_text;
     }
     return std::string_view(id_blob).substr(h.id_offset, h.id_length) == id_text;
   }
@@ -190,7 +250,7 @@ struct EntityTable {
       if (s == 0) return kNone;
       if (static_cast<std::uint32_t>(s >> 32) == tag) {
         const std::uint32_t n = static_cast<std::uint32_t>(s) - 1;
-        if (id(n) == id_text) return n;
+        if (IdIs(n, id_text)) return n;
       }
     }
   }
@@ -263,7 +323,7 @@ struct EntityTable {
  private:
   void Grow() {
     std::size_t cap = slots_.empty() ? 64 : slots_.size() * 2;
-    std::vector<std::uint64_t> next(cap, 0);
+    ZeroedArray<std::uint64_t> next(cap);
     const std::size_t mask = cap - 1;
     for (std::uint32_t n = 0; n < rows.size(); ++n) {
       const std::uint64_t h = HashId(id(n));
@@ -275,7 +335,8 @@ struct EntityTable {
     mask_ = mask;
   }
 
-  std::vector<std::uint64_t> slots_;  // 0: empty; else (hash >> 32) << 32 | (number + 1)
+  // 0: empty; else (hash >> 32) << 32 | (number + 1). Huge pages from 262,144 slots on.
+  ZeroedArray<std::uint64_t> slots_;
   std::size_t mask_ = 0;
   std::string id_blob;                // ids longer than 8 bytes, back to back
 };

@@ -7,9 +7,11 @@
 // Engine::Restore reads all rows back from a StateSource before any input. Rows are JSON
 // values keyed by (kind, name, key) — kinds: "entity" (name = entity type), "journey"
 // (name = journey), "alert" (name = alert), "cooldown" (name = rule, key = entity: the last
-// firing), "meta" (global bookkeeping), "events" (the ids of the events applied between two
-// checkpoints, one array per checkpoint, keyed by a zero-padded sequence number; "event" rows,
-// one per id, are still read).
+// firing), "meta" (global bookkeeping), "events" (the events applied between two checkpoints,
+// one row per checkpoint, keyed by a zero-padded sequence number: a string "xxh128:" followed
+// by each id's 128-bit hash in 22 characters of base64url, the form the duplicate check keeps;
+// rows holding a JSON array of the ids themselves, as written before, and "event" rows, one
+// per id, are still read).
 // The SQLite implementation is rules/store/state_store.hpp; it shares its connection and
 // transaction with the decision log, so decisions and the state they produced commit together.
 #pragma once

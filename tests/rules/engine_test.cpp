@@ -784,3 +784,95 @@ score lead_score for lead {
   REQUIRE(gavel::rules::ParseEvent(*program, View("old-e1", "L9", "/", "2026-09-22T10:00:00Z"), dup).ok());
   CHECK(engine.OnEvent(dup).code() == gavel::Status::Code::kInvalidArgument);  // seen before the restart
 }
+
+TEST_CASE("event ids are checkpointed as their hashes; ids in both row forms are refused after a restart",
+          "[engine][restart]") {
+  Persistent p("hashedids");
+  constexpr const char* kSrc = R"(
+event page_view { lead_id: text, page: text }
+entity lead keyed by lead_id { title: text = "" }
+score lead_score for lead {
+  on page_view add 10
+}
+)";
+  auto program = CompileProgram(kSrc);
+  // Ids that need JSON escaping or are long go into the hashed row like any other.
+  const std::vector<std::string> first_ids = {"e1", "e2", "q\\\"uote", "0f8fad5b-d9cb-469f-a165-70867728950e"};
+  {
+    auto db = gavel::rules::StateDatabase::Open(p.path);
+    REQUIRE(db.ok());
+    SimulatedClock clock(T("2026-10-01T00:00:00Z"));
+    VectorSink sink;
+    Engine engine(program, {&clock, &sink, nullptr}, {});
+    engine.Start(T("2026-10-01T00:00:00Z"));
+    REQUIRE(db.value()->Begin().ok());
+    for (const auto& id : first_ids) {
+      Event e;
+      REQUIRE(gavel::rules::ParseEvent(*program, View(id, "L1", "/", "2026-10-01T10:00:00Z"), e).ok());
+      REQUIRE(engine.OnEvent(e).ok());
+    }
+    REQUIRE(engine.Checkpoint(db.value()->state()).ok());
+    // A row in the earlier form (the ids themselves), as a state written before would hold.
+    REQUIRE(db.value()->state().Put("events", "", "00000000000000000000", nlohmann::json::array({"old-1", "old-2"})).ok());
+    REQUIRE(db.value()->Commit().ok());
+    // The new row: one string, the prefix and 22 characters per id.
+    int hashed_rows = 0;
+    REQUIRE(db.value()->state().ForEach([&](const std::string& kind, const std::string&, const std::string& key,
+                                            const nlohmann::json& j) {
+      if (kind == "events" && key != "00000000000000000000") {
+        ++hashed_rows;
+        REQUIRE(j.is_string());
+        const std::string text = j.get<std::string>();
+        CHECK(text.rfind("xxh128:", 0) == 0);
+        CHECK(text.size() == 7 + 22 * first_ids.size());
+      }
+      return gavel::Status::Ok();
+    }).ok());
+    CHECK(hashed_rows == 1);
+  }
+  auto db = gavel::rules::StateDatabase::Open(p.path);
+  REQUIRE(db.ok());
+  SimulatedClock clock(T("2026-10-02T00:00:00Z"));
+  VectorSink sink;
+  Engine engine(program, {&clock, &sink, nullptr}, {});
+  REQUIRE(engine.Restore(db.value()->state()).ok());
+  std::vector<std::string> again = first_ids;
+  again.push_back("old-1");
+  again.push_back("old-2");
+  for (const auto& id : again) {
+    Event e;
+    REQUIRE(gavel::rules::ParseEvent(*program, View(id, "L1", "/", "2026-10-02T10:00:00Z"), e).ok());
+    INFO(id);
+    CHECK(engine.OnEvent(e).code() == gavel::Status::Code::kInvalidArgument);
+  }
+  CHECK(engine.ScoreOf("lead", "L1", "lead_score") == 40);
+  // An id never seen is applied.
+  Event fresh;
+  REQUIRE(gavel::rules::ParseEvent(*program, View("e3", "L1", "/", "2026-10-02T10:00:00Z"), fresh).ok());
+  CHECK(engine.OnEvent(fresh).ok());
+  CHECK(engine.ScoreOf("lead", "L1", "lead_score") == 50);
+}
+
+TEST_CASE("a damaged hashed event-id row stops the restore with the row named", "[engine][restart]") {
+  Persistent p("badids");
+  auto program = CompileProgram(R"(
+event page_view { lead_id: text, page: text }
+entity lead keyed by lead_id { title: text = "" }
+)");
+  for (const std::string bad : {"xxh128:AAAA", "xxh128:AAAAAAAAAAAAAAAAAAAAA!", "xxh128:AAAAAAAAAAAAAAAAAAAAAB", "md5:AAA"}) {
+    INFO(bad);
+    {
+      auto db = gavel::rules::StateDatabase::Open(p.path);
+      REQUIRE(db.ok());
+      REQUIRE(db.value()->state().Put("events", "", "00000000000000000001", bad).ok());
+    }
+    auto db = gavel::rules::StateDatabase::Open(p.path);
+    REQUIRE(db.ok());
+    SimulatedClock clock(T("2026-10-02T00:00:00Z"));
+    VectorSink sink;
+    Engine engine(program, {&clock, &sink, nullptr}, {});
+    const gavel::Status s = engine.Restore(db.value()->state());
+    CHECK(s.code() == gavel::Status::Code::kInternal);
+    CHECK(s.message().find("events//00000000000000000001 is damaged") != std::string::npos);
+  }
+}
