@@ -777,6 +777,21 @@ struct Engine::Impl {
     return "";
   }
 
+  // Decides a decision about to fire: a skip (outcome and reason filled in, the gate's
+  // findings in its evidence) when the cooldown or the limit holds it back, and true; else
+  // fired in the rule's mode, and false.
+  bool Throttled(Decision& d, const dsl::CompiledRule& r, std::string_view entity, TimeMs at) {
+    std::string skip = Throttle(r.name, r.meta, entity, at, d.evidence);
+    if (!skip.empty()) {
+      d.outcome = "skipped";
+      d.reason = skip;
+      return true;
+    }
+    d.outcome = "fired";
+    d.reason = ModeName(r.meta.mode);
+    return false;
+  }
+
   // Records a firing for the gates that need it (cooldown: per entity; limit: per rule).
   void Fired(const std::string& rule, const dsl::RuleMeta& meta, std::string_view entity, TimeMs at) {
     if (meta.cooldown_seconds > 0) {
@@ -844,14 +859,7 @@ struct Engine::Impl {
       d.entity_id = e.id();
       if (head) d.evidence = CrossingEvidence(r, *head->score, head->before, head->after, trigger.Cause());
       AddEvidence(d.evidence, plan.evidence_names, values);
-      std::string skip = Throttle(r.name, r.meta, e.id(), at, d.evidence);
-      if (!skip.empty()) {
-        d.outcome = "skipped";
-        d.reason = skip;
-        return Emit(d);
-      }
-      d.outcome = "fired";
-      d.reason = ModeName(r.meta.mode);
+      if (Throttled(d, r, e.id(), at)) return Emit(d);
       for (const auto& a : r.actions) d.actions.push_back(Intend(a, r.slots, values, e.type(), e.id(), r.meta.mode));
       s = Emit(d);
       if (!s.ok()) return s;

@@ -435,14 +435,7 @@ Status Engine::Impl::RunReallocation(const dsl::CompiledRule& r, const dsl::Tabl
   }
   if (!result.note.empty()) evidence["note"] = result.note;
   d.evidence = std::move(evidence);
-  std::string skip = Throttle(r.name, r.meta, "*", at, d.evidence);
-  if (!skip.empty()) {
-    d.outcome = "skipped";
-    d.reason = skip;
-    return Emit(d);
-  }
-  d.outcome = "fired";
-  d.reason = ModeName(r.meta.mode);
+  if (Throttled(d, r, "*", at)) return Emit(d);
   for (std::size_t i = 0; i < members.size(); ++i) {
     if (std::fabs(result.new_budgets[i] - members[i].budget) < 0.005) continue;
     nlohmann::ordered_json a;

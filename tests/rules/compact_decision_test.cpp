@@ -177,15 +177,22 @@ struct Run {
   std::string leads;  // every lead's fields and scores
 };
 
+// A fresh engine on the test program, started at kStart, without schedules.
+std::unique_ptr<Engine> StartedEngine(SimulatedClock& clock, gavel::rules::DecisionSink& sink, bool compact) {
+  gavel::rules::EngineOptions options;
+  options.run_schedules = false;
+  options.compact_decisions = compact;
+  auto engine = std::make_unique<Engine>(Program(), gavel::rules::EngineDeps{&clock, &sink, nullptr}, options);
+  engine->Start(kStart);
+  return engine;
+}
+
 // Runs the workload on a fresh engine; the clock stays at the start (the batch call cannot
 // move it per event), then everything due is run to the end.
 Run Go(gavel::rules::DecisionSink& sink, bool compact, Drive drive, const std::vector<Event>& events) {
   SimulatedClock clock(kStart);
-  gavel::rules::EngineOptions options;
-  options.run_schedules = false;
-  options.compact_decisions = compact;
-  Engine engine(Program(), {&clock, &sink, nullptr}, options);
-  engine.Start(kStart);
+  auto engine_ptr = StartedEngine(clock, sink, compact);
+  Engine& engine = *engine_ptr;
   Run run;
   if (drive == Drive::kPerEvent) {
     for (const Event& e : events) {
@@ -300,13 +307,9 @@ TEST_CASE("OnEvents stops at an event whose decision the sink refuses", "[engine
   for (bool compact : {true, false}) {
     FailingSink sink(3);
     SimulatedClock clock(kStart);
-    gavel::rules::EngineOptions options;
-    options.run_schedules = false;
-    options.compact_decisions = compact;
-    Engine engine(Program(), {&clock, &sink, nullptr}, options);
-    engine.Start(kStart);
+    auto engine = StartedEngine(clock, sink, compact);
     std::vector<Status> statuses;
-    Status s = engine.OnEvents(events, &statuses);
+    Status s = engine->OnEvents(events, &statuses);
     CHECK(s.code() == Status::Code::kIoError);
     REQUIRE(!statuses.empty());
     CHECK(statuses.size() < events.size());
