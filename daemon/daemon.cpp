@@ -15,6 +15,7 @@
 #include <fstream>
 #include <set>
 #include <sstream>
+#include <tuple>
 
 #include "daemon/actions_runtime.hpp"
 #include "daemon/event_journal.hpp"
@@ -27,6 +28,7 @@
 #include "rules/event.hpp"
 #include "rules/store/decision_log.hpp"
 #include "rules/store/sqlite_warehouse.hpp"
+#include "rules/state.hpp"
 #include "rules/store/state_store.hpp"
 
 namespace gavel::daemon {
@@ -136,6 +138,19 @@ class LogSink final : public rules::DecisionSink {
   std::map<std::string, std::int64_t> pending_;
   bool muted_ = false;
   std::int64_t muted_count_ = 0;
+};
+
+// State rows collected in memory (an entity's journey rows from the engine, for the API).
+class EntityRows final : public rules::StateSink {
+ public:
+  Status Put(const std::string& kind, const std::string& name, const std::string& key,
+             const nlohmann::json& value) override {
+    (void)key;
+    rows.emplace_back(kind, name, value);
+    return Status::Ok();
+  }
+  Status Erase(const std::string&, const std::string&, const std::string&) override { return Status::Ok(); }
+  std::vector<std::tuple<std::string, std::string, nlohmann::json>> rows;
 };
 
 // Moves SQLite's WAL checkpoints (copying committed pages into the main file, with its
@@ -554,8 +569,8 @@ struct Daemon::Impl {
     return SteadyClock::now() - last_snapshot < std::chrono::milliseconds(cfg.snapshot_every_ms);
   }
 
-  // Writes a snapshot now if the journal holds anything (before a reload, or a read of
-  // state that lives in the database).
+  // Writes a snapshot now if the journal holds anything (before a reload: the journaled
+  // events were applied by the old program).
   Status SnapshotIfJournaled() {
     if (!journal || journal->rows() == 0 || failed || !engine) return Status::Ok();
     return Transaction([] { return Status::Ok(); });
@@ -1407,10 +1422,6 @@ Reply Daemon::Entity(const std::string& type, const std::string& id) {
   };
   Out out = im.OnEngine([&]() -> Out {
     Out o;
-    // Journey rows are read from the database: bring it up to date with the journal first.
-    if (Status snap = im.SnapshotIfJournaled(); !snap.ok()) {
-      Log(LogLevel::kWarn, "snapshot before an entity read failed", {{"error", snap.message()}});
-    }
     o.described = im.engine ? im.engine->DescribeEntity(type, id) : "";
     sqlite3* db = im.db->log().db();
     auto recent = sqlite::Prepare(
@@ -1422,39 +1433,48 @@ Reply Daemon::Entity(const std::string& type, const std::string& id) {
       sqlite::BindCopy(s, 2, id);
       if (sqlite3_step(s) == SQLITE_ROW) o.recent_after = sqlite3_column_int64(s, 0) - 1;
     }
-    auto st = sqlite::Prepare(
-        db, "SELECT kind, name, value FROM engine_state WHERE kind IN ('journey','alert') AND key = ?1", "entity state");
+    // Journey positions from the engine's memory (events since the last snapshot are only in
+    // the journal); alert states from the database, where every tick's snapshot puts them.
+    EntityRows rows;
+    if (im.engine) {
+      if (Status j = im.engine->JourneyRows(type, id, rows); !j.ok()) {
+        Log(LogLevel::kWarn, "reading an entity's journeys failed", {{"error", j.message()}});
+      }
+    }
+    auto st = sqlite::Prepare(db, "SELECT kind, name, value FROM engine_state WHERE kind = 'alert' AND key = ?1",
+                              "entity state");
     if (st.ok()) {
       sqlite3_stmt* s = st.value().get();
       sqlite::BindCopy(s, 1, id);
       while (sqlite3_step(s) == SQLITE_ROW) {
-        std::string kind(sqlite::ColumnText(s, 0));
-        std::string name(sqlite::ColumnText(s, 1));
-        json v = json::parse(sqlite::ColumnText(s, 2), nullptr, false);
-        if (kind == "journey") {
-          const dsl::CompiledJourney* jn = nullptr;
-          for (const auto& j : im.program->journeys) {
-            if (j.name == name) jn = &j;
-          }
-          if (!jn || jn->entity != type || v.is_discarded()) continue;
-          static const char* kStatus[] = {"active", "waiting", "deferred", "done"};
-          const int step = v.value("step", -1);
-          const int status = v.value("status", 0);
-          ordered_json jj;
-          jj["step"] = step;
-          jj["step_name"] = step >= 0 && step < static_cast<int>(jn->steps.size()) ? jn->steps[step].name : "";
-          jj["status"] = status >= 0 && status < 4 ? kStatus[status] : std::to_string(status);
-          jj["entered"] = rules::FormatTime(v.value("entered", TimeMs{0}));
-          if (v.value("wait_until", TimeMs{0}) > 0) jj["wait_until"] = rules::FormatTime(v.value("wait_until", TimeMs{0}));
-          if (v.value("resume_at", TimeMs{0}) > 0) jj["resume_at"] = rules::FormatTime(v.value("resume_at", TimeMs{0}));
-          jj["version"] = v.value("version", "");
-          o.journeys[name] = jj;
-        } else if (!v.is_discarded()) {
-          static const char* kAlert[] = {"inactive", "pending", "firing", "resolved"};
-          const int state = v.value("state", 0);
-          o.alerts[name] = {{"state", state >= 0 && state < 4 ? kAlert[state] : std::to_string(state)},
-                            {"since", rules::FormatTime(v.value("since", TimeMs{0}))}};
+        rows.Put(std::string(sqlite::ColumnText(s, 0)), std::string(sqlite::ColumnText(s, 1)), id,
+                 json::parse(sqlite::ColumnText(s, 2), nullptr, false));
+      }
+    }
+    for (const auto& [kind, name, v] : rows.rows) {
+      if (kind == "journey") {
+        const dsl::CompiledJourney* jn = nullptr;
+        for (const auto& j : im.program->journeys) {
+          if (j.name == name) jn = &j;
         }
+        if (!jn || jn->entity != type || v.is_discarded()) continue;
+        static const char* kStatus[] = {"active", "waiting", "deferred", "done"};
+        const int step = v.value("step", -1);
+        const int status = v.value("status", 0);
+        ordered_json jj;
+        jj["step"] = step;
+        jj["step_name"] = step >= 0 && step < static_cast<int>(jn->steps.size()) ? jn->steps[step].name : "";
+        jj["status"] = status >= 0 && status < 4 ? kStatus[status] : std::to_string(status);
+        jj["entered"] = rules::FormatTime(v.value("entered", TimeMs{0}));
+        if (v.value("wait_until", TimeMs{0}) > 0) jj["wait_until"] = rules::FormatTime(v.value("wait_until", TimeMs{0}));
+        if (v.value("resume_at", TimeMs{0}) > 0) jj["resume_at"] = rules::FormatTime(v.value("resume_at", TimeMs{0}));
+        jj["version"] = v.value("version", "");
+        o.journeys[name] = jj;
+      } else if (!v.is_discarded()) {
+        static const char* kAlert[] = {"inactive", "pending", "firing", "resolved"};
+        const int state = v.value("state", 0);
+        o.alerts[name] = {{"state", state >= 0 && state < 4 ? kAlert[state] : std::to_string(state)},
+                          {"since", rules::FormatTime(v.value("since", TimeMs{0}))}};
       }
     }
     return o;

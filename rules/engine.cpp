@@ -90,6 +90,10 @@ double Engine::ScoreOf(const std::string& entity_type, const std::string& id, co
   return e.t->score(k, e.n).value;
 }
 
+Status Engine::JourneyRows(const std::string& entity_type, const std::string& id, StateSink& sink) {
+  return impl_->JourneyRows(entity_type, id, sink);
+}
+
 std::string Engine::DescribeEntity(const std::string& entity_type, const std::string& id) const {
   Impl& im = *impl_;
   EntityRef e = im.FindEntity(entity_type, id);

@@ -122,6 +122,10 @@ class Engine {
 
   // Introspection (tests, `explain`, the HTTP API later).
   std::string DescribeEntity(const std::string& entity_type, const std::string& id) const;
+  // Writes the rows Checkpoint would write now for this entity's journey instances (kind
+  // "journey", name = journey, key = id), whether or not they changed since the last
+  // checkpoint: what an entity's journey positions are, from memory.
+  Status JourneyRows(const std::string& entity_type, const std::string& id, StateSink& sink);
   double ScoreOf(const std::string& entity_type, const std::string& id, const std::string& score);
   const std::map<std::string, UnitHealth>& health() const { return health_; }
   TimeMs now() const { return now_; }

@@ -283,6 +283,10 @@ struct Engine::Impl {
   std::int64_t event_batches = 0;  // "events" rows written (their keys number them)
   Status Checkpoint(StateSink& sink);
   Status Restore(const StateSource& source);
+  // A journey instance as its state row.
+  nlohmann::json JourneyRow(std::size_t journey, const JourneyInstance& in) const;
+  // The journey rows of one entity as they are now (engine_state.cpp).
+  Status JourneyRows(std::string_view type, std::string_view id, StateSink& sink);
 
   Impl(Engine& e, std::shared_ptr<const dsl::Program> prog, EngineDeps d, EngineOptions o)
       : self(e), program(std::move(prog)), p(*program), deps(d), opts(o) {

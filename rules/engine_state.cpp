@@ -130,6 +130,27 @@ OwnedValue PlainFrom(const nlohmann::json& j) {
 
 }  // namespace
 
+nlohmann::json Engine::Impl::JourneyRow(std::size_t ji, const JourneyInstance& in) const {
+  return {{"step", in.step},           {"status", static_cast<int>(in.status)},
+          {"entered", in.entered},     {"wait_until", in.wait_until},
+          {"resume_at", in.resume_at}, {"generation", in.generation},
+          {"sends", in.sends},         {"version", p.journeys[ji].version}};
+}
+
+Status Engine::Impl::JourneyRows(std::string_view type, std::string_view id, StateSink& sink) {
+  for (std::size_t ji = 0; ji < journeys.size(); ++ji) {
+    const int t = journey_table[ji];
+    if (t < 0 || tables[t].info->name != type) continue;
+    const std::uint32_t n = tables[t].Find(id);
+    if (n == EntityTable::kNone) continue;
+    auto it = journeys[ji].find(n);
+    if (it == journeys[ji].end()) continue;
+    Status s = sink.Put("journey", p.journeys[ji].name, std::string(id), JourneyRow(ji, it->second));
+    if (!s.ok()) return s;
+  }
+  return Status::Ok();
+}
+
 Status Engine::Impl::Checkpoint(StateSink& sink) {
   if (!opts.track_state) return Status::Internal("checkpoint needs EngineOptions::track_state");
   MergeCounters();
@@ -175,12 +196,8 @@ Status Engine::Impl::Checkpoint(StateSink& sink) {
   for (const auto& [ji, n] : dirty_journeys) {
     auto it = journeys[ji].find(n);
     if (it == journeys[ji].end()) continue;
-    const JourneyInstance& in = it->second;
-    nlohmann::json j = {{"step", in.step},         {"status", static_cast<int>(in.status)},
-                        {"entered", in.entered},   {"wait_until", in.wait_until},
-                        {"resume_at", in.resume_at}, {"generation", in.generation},
-                        {"sends", in.sends},         {"version", p.journeys[ji].version}};
-    Status s = sink.Put("journey", p.journeys[ji].name, std::string(tables[journey_table[ji]].id(n)), j);
+    Status s = sink.Put("journey", p.journeys[ji].name, std::string(tables[journey_table[ji]].id(n)),
+                        JourneyRow(ji, it->second));
     if (!s.ok()) return s;
   }
   for (const auto& [rule, entity] : dirty_cooldowns) {
