@@ -20,6 +20,7 @@
 #include <catch2/catch.hpp>
 
 #include "tests/common/golden_file.hpp"
+#include "tests/common/test_files.hpp"
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
@@ -42,36 +43,11 @@ const fs::path kGoldenDir = fs::path(GAVEL_SOURCE_DIR) / "tests/golden/backtest"
 const char* const kFrom = "2026-10-27";
 const char* const kTo = "2026-10-31";
 
-std::string ReadText(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-void Replace(std::string& s, const std::string& what, const std::string& with) {
-  if (what.empty()) return;
-  for (std::size_t at = s.find(what); at != std::string::npos;
-       at = s.find(what, at + with.size())) {
-    s.replace(at, what.size(), with);
-  }
-}
+using gavel_test::ReadText;
+using gavel_test::Replace;
 
 // A directory of this test process's own, removed at exit.
-const fs::path& TempDir() {
-  static const fs::path dir = [] {
-    fs::path d = fs::temp_directory_path() / ("gavel-backtest-test-" + std::to_string(::getpid()));
-    fs::remove_all(d);
-    fs::create_directories(d);
-    std::atexit([] {
-      std::error_code ec;
-      fs::remove_all(
-          fs::temp_directory_path() / ("gavel-backtest-test-" + std::to_string(::getpid())), ec);
-    });
-    return d;
-  }();
-  return dir;
-}
+const fs::path& TempDir() { return gavel_test::ProcessTempDir("gavel-backtest-test"); }
 
 // Runs the sample-data generator into DIR with the given extra arguments.
 void Generate(const fs::path& dir, const std::string& extra) {

@@ -15,6 +15,8 @@
 
 #include "rules/store/decision_log.hpp"
 
+#include "tests/common/test_files.hpp"
+
 namespace {
 
 namespace fs = std::filesystem;
@@ -28,23 +30,9 @@ using gavel::rules::TimeMs;
 constexpr TimeMs kT0 = 1793523600000;  // 2026-11-01T09:00:00Z
 constexpr int kBlock = 4096;           // kBlockRecords in decision_log.cpp
 
-class TempDir {
- public:
-  TempDir() {
-    static int counter = 0;
-    path_ = fs::temp_directory_path() / ("gavel-log-index-test-" + std::to_string(::getpid()) +
-                                         "-" + std::to_string(++counter));
-    fs::remove_all(path_);
-    fs::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  std::string File(const std::string& name) const { return (path_ / name).string(); }
-
- private:
-  fs::path path_;
+// A fresh directory, removed with everything in it at the end of the test.
+struct TempDir : gavel_test::ScopedTempDir {
+  TempDir() : ScopedTempDir("gavel-log-index-test") {}
 };
 
 class RawDb {
