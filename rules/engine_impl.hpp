@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <optional>
 #include <span>
 #include <sstream>
@@ -136,7 +137,7 @@ struct FastCondition {
   }
 
   // The result for a normalized event (kVm: not to be called).
-  bool Test(const Event& e) const {
+  [[gnu::always_inline]] bool Test(const Event& e) const {
     if (kind == Kind::kAlways) return true;
     const OwnedValue& v = e.fields[field].second;
     switch (kind) {
@@ -257,6 +258,49 @@ struct Engine::Impl {
   std::vector<std::uint8_t> table_has_journeys;
   // For each rule, its entity table (-1: none).
   std::vector<int> rule_table;
+  // The event path laid out per event type when the engine starts (TypePlan): for each entity
+  // the event belongs to, its table and key, the fields it updates, every score of the table
+  // with that score's rules for this event type and its crossing rules, and the event rules
+  // on the table. Applying an event walks these arrays instead of looking each part up.
+  // A score rule for one event type as the event path tests it.
+  struct HotScoreRule {
+    FastCondition cond;                     // kVm: run rule->condition
+    double amount;
+    std::uint64_t once_bit;                 // `once` rules: the rule's bit in once_mask; else 0
+    const dsl::CompiledScoreRule* rule;
+  };
+  struct ScoreStep {
+    int k;                                  // position among the table's scores
+    int score;                              // index in Program::scores
+    const dsl::CompiledScore* sc;
+    std::vector<HotScoreRule> rules;        // the score's rules for this event type, in order
+    bool any_vm;                            // one of them needs the VM (ScoreDeltaVm)
+    bool watched_below;                     // a `crosses below` rule watches it
+    std::span<const dsl::CompiledRule* const> crossings;  // crossing rules on the score
+    TimeMs inactivity_period;               // 0: no inactivity decay
+    double floor, cap;                      // -inf, +inf where the score has none
+    double min_threshold, max_threshold;    // of its crossing rules (+inf, -inf: none)
+  };
+  struct RouteStep {
+    EventRoute route;
+    EntityTable* table;
+    std::vector<ScoreStep> scores;                  // every score of the table, by position
+    std::uint32_t nscores;                          // scores.size()
+    std::vector<std::pair<int, int>> updates;       // (entity field, event field) to copy
+    std::vector<const dsl::CompiledRule*> rules;    // event rules of this type on this table
+    bool journeys;                                  // a journey runs on the table
+  };
+  struct TypePlan {
+    std::vector<RouteStep> routes;
+    std::uint32_t nroutes = 0;      // routes.size()
+    std::uint32_t nhashed = 0;      // the routes whose keys the batch path hashes ahead
+    bool entityless_rules = false;  // the event belongs to no entity and event rules watch it
+    // One entity, keyed, and nothing on it but one score whose rules need no VM and whose
+    // thresholds no decay timer watches: the batch path applies these with ApplySimple.
+    bool simple = false;
+  };
+  std::vector<TypePlan> type_plans;  // by event type index
+  std::vector<std::string_view> type_names;  // Program::events' names, by index
   // Reused slot-value buffers, one per nesting depth (a crossing fires a rule while the
   // score that crossed is being updated).
   std::vector<std::unique_ptr<std::vector<Value>>> value_pool;
@@ -365,6 +409,65 @@ struct Engine::Impl {
     }
     for (const auto& j : p.journeys) journey_plans.push_back(MakePlan(j.slots, {}, EventIndex(j.enter_event), TableIndex(j.entity)));
     rule_not_fired.assign(p.rules.size(), 0);
+    BuildTypePlans();
+  }
+
+  void BuildTypePlans() {
+    for (const auto& info : p.events) type_names.push_back(info.name);
+    type_plans.resize(p.events.size());
+    for (std::size_t ei = 0; ei < p.events.size(); ++ei) {
+      TypePlan& plan = type_plans[ei];
+      plan.entityless_rules = p.events[ei].entities.empty() && !event_rules[ei].empty();
+      for (const EventRoute& route : event_routes[ei]) {
+        RouteStep step;
+        step.route = route;
+        step.table = &tables[route.table];
+        const EntityTable& t = tables[route.table];
+        for (std::size_t k = 0; k < t.score_ids.size(); ++k) {
+          const int score = t.score_ids[k];
+          constexpr double kInf = std::numeric_limits<double>::infinity();
+          const dsl::CompiledScore& sc = p.scores[score];
+          ScoreStep ss{static_cast<int>(k), score, &sc, {}, false, score_watched_below[score] != 0,
+                       crossing_rules[score], inactivity_period[score], sc.floor ? *sc.floor : -kInf,
+                       sc.cap ? *sc.cap : kInf, kInf, -kInf};
+          for (const dsl::CompiledRule* r : crossing_rules[score]) {
+            ss.min_threshold = std::min(ss.min_threshold, r->threshold);
+            ss.max_threshold = std::max(ss.max_threshold, r->threshold);
+          }
+          for (const ScoreRuleRef& ref : score_event_rules[score][ei]) {
+            const std::uint64_t bit = ref.rule->once ? std::uint64_t{1} << (ref.rule->index & 63) : 0;
+            ss.rules.push_back({ref.cond, ref.rule->amount, bit, ref.rule});
+            ss.any_vm |= ref.cond.kind == FastCondition::Kind::kVm;
+          }
+          step.scores.push_back(std::move(ss));
+        }
+        if (route.updates) {
+          const auto& fields = p.events[ei].fields;
+          for (std::size_t i = 0; i < t.info->fields.size(); ++i) {
+            for (std::size_t f = 0; f < fields.size(); ++f) {
+              if (fields[f].name == t.info->fields[i].name) {
+                step.updates.emplace_back(static_cast<int>(i), static_cast<int>(f));
+                break;
+              }
+            }
+          }
+        }
+        for (const dsl::CompiledRule* rp : event_rules[ei]) {
+          if (rule_table[rp - p.rules.data()] == route.table) step.rules.push_back(rp);
+        }
+        step.journeys = table_has_journeys[route.table] != 0;
+        step.nscores = static_cast<std::uint32_t>(step.scores.size());
+        plan.routes.push_back(std::move(step));
+      }
+      plan.nroutes = static_cast<std::uint32_t>(plan.routes.size());
+      plan.nhashed = static_cast<std::uint32_t>(std::min(plan.routes.size(), kHashedRoutes));
+      plan.simple = plan.nroutes == 1 && !plan.entityless_rules && plan.routes[0].route.key_field >= 0 &&
+                    plan.routes[0].updates.empty() && plan.routes[0].rules.empty() && !plan.routes[0].journeys;
+      if (plan.simple) {
+        const auto& scores = plan.routes[0].scores;
+        plan.simple = scores.size() == 1 && !scores[0].any_vm && !scores[0].watched_below;
+      }
+    }
   }
 
   // The event field slot `slot` of `plan` reads (by position), or -1 if it reads anything else.
@@ -466,8 +569,11 @@ struct Engine::Impl {
 
   // ------------------------------------------------------------ entities and scores
 
-  void MarkDirty(EntityRef e) {
-    if (!opts.track_state || !e.t || e.t->rows[e.n].dirty) return;
+  [[gnu::always_inline]] void MarkDirty(EntityRef e) {
+    if (opts.track_state) MarkDirtyTracked(e);
+  }
+  [[gnu::noinline]] void MarkDirtyTracked(EntityRef e) {
+    if (!e.t || e.t->rows[e.n].dirty) return;
     e.t->rows[e.n].dirty = 1;
     e.t->dirty_list.push_back(e.n);
   }
@@ -901,9 +1007,8 @@ struct Engine::Impl {
 
   // Whether `e` is as ParseEvent and NormalizeEvent deliver events (fields in declaration
   // order, type_index set); other events are normalized on a copy first.
-  bool IsNormalized(const Event& e) const {
-    return e.type_index >= 0 && e.type_index < static_cast<int>(p.events.size()) &&
-           SameText(p.events[e.type_index].name, e.type);
+  [[gnu::always_inline]] bool IsNormalized(const Event& e) const {
+    return static_cast<std::size_t>(e.type_index) < type_names.size() && SameText(type_names[e.type_index], e.type);
   }
 
   // The hashes of an event's id and entity keys, computed ahead by the batch path (OnEvents)
@@ -911,7 +1016,7 @@ struct Engine::Impl {
   static constexpr std::size_t kHashedRoutes = 4;
   struct EventHashes {
     XXH128_hash_t id;
-    std::uint64_t keys[kHashedRoutes];  // by position in event_routes (0 for a missing key)
+    std::uint64_t keys[kHashedRoutes];  // by position in the type plan's routes (0: no key)
   };
   // The key an event gives entity route `route`, or empty (no key: the route does not apply).
   static std::string_view RouteKey(const Event& e, const EventRoute& route) {
@@ -920,27 +1025,24 @@ struct Engine::Impl {
     if (key.kind != Value::Kind::kText) return {};
     return key.text;
   }
-  void HashEvent(const Event& e, EventHashes& h) const {
+  [[gnu::always_inline]] static void HashEvent(const Event& e, const TypePlan& plan, EventHashes& h) {
     h.id = SeenIds::HashOf(e.id);
-    const auto& routes = event_routes[e.type_index];
-    for (std::size_t r = 0; r < routes.size() && r < kHashedRoutes; ++r) {
-      const std::string_view key = RouteKey(e, routes[r]);
+    for (std::size_t r = 0; r < plan.nhashed; ++r) {
+      const std::string_view key = RouteKey(e, plan.routes[r].route);
       h.keys[r] = key.empty() ? 0 : HashId(key);
     }
   }
   // Step 1 of prefetching an event (batch path): the seen-id slot and the entity index slots.
-  void PrefetchSlots(const Event& e, const EventHashes& h) const {
+  [[gnu::always_inline]] void PrefetchSlots(const TypePlan& plan, const EventHashes& h) const {
     seen_events.Prefetch(h.id);
-    const auto& routes = event_routes[e.type_index];
-    for (std::size_t r = 0; r < routes.size() && r < kHashedRoutes; ++r) {
-      if (h.keys[r]) tables[routes[r].table].PrefetchSlot(h.keys[r]);
+    for (std::size_t r = 0; r < plan.nhashed; ++r) {
+      if (h.keys[r]) plan.routes[r].table->PrefetchSlot(h.keys[r]);
     }
   }
   // Step 2, a few events later: the entities' headers and score rows.
-  void PrefetchEntities(const Event& e, const EventHashes& h) const {
-    const auto& routes = event_routes[e.type_index];
-    for (std::size_t r = 0; r < routes.size() && r < kHashedRoutes; ++r) {
-      if (h.keys[r]) tables[routes[r].table].PrefetchEntity(h.keys[r]);
+  [[gnu::always_inline]] static void PrefetchEntities(const TypePlan& plan, const EventHashes& h) {
+    for (std::size_t r = 0; r < plan.nhashed; ++r) {
+      if (h.keys[r]) plan.routes[r].table->PrefetchEntity(h.keys[r]);
     }
   }
 
@@ -950,105 +1052,203 @@ struct Engine::Impl {
     // Events built by hand (tests, tools) are put in declaration order first; ParseEvent's
     // events already are.
     if (!pre && !IsNormalized(in)) return OnEventToNormalize(in);
-    return ApplyEvent(in, pre);
+    switch (ApplyEvent(in, pre)) {
+      case Applied::kYes: return Status::Ok();
+      case Applied::kDuplicate: return DuplicateStatus(in);
+      case Applied::kFailed: break;
+    }
+    return TakeFailure();
   }
   [[gnu::noinline]] Status OnEventToNormalize(const Event& in) {
     Event normalized = in;
     Status ns = NormalizeEvent(p, normalized);
     if (!ns.ok()) return ns;
-    return ApplyEvent(normalized, nullptr);
+    return OnEvent(normalized, nullptr);
   }
+  [[gnu::noinline]] static Status DuplicateStatus(const Event& e) {
+    return Status::InvalidArgument("duplicate event id `" + e.id + "`");
+  }
+
+  // What ApplyEvent did: applied the event, rejected it as a duplicate (nothing applied), or
+  // failed part way (the Status in `failure`; the hot path builds no Status objects).
+  enum class Applied : std::uint8_t { kYes, kDuplicate, kFailed };
+
   // OnEvent for a normalized event.
-  Status ApplyEvent(const Event& e, const EventHashes* pre) {
+  Applied ApplyEvent(const Event& e, const EventHashes* pre) {
     const XXH128_hash_t id_hash = pre ? pre->id : SeenIds::HashOf(e.id);
     if (!seen_events.InsertHashed(id_hash)) {
       self.duplicates_++;
-      return Status::InvalidArgument("duplicate event id `" + e.id + "`");
+      return Applied::kDuplicate;
     }
     if (opts.track_state) new_event_hashes.push_back(id_hash);
-    const dsl::EventInfo& info = p.events[e.type_index];
-    const auto& routes = event_routes[e.type_index];
-    for (std::size_t r = 0; r < routes.size(); ++r) {
-      const std::string_view key = RouteKey(e, routes[r]);
+    const TypePlan& plan = type_plans[e.type_index];
+    for (std::size_t r = 0; r < plan.nroutes; ++r) {
+      const RouteStep& route = plan.routes[r];
+      const std::string_view key = RouteKey(e, route.route);
       if (key.empty()) continue;
       const std::uint64_t h = pre && r < kHashedRoutes ? pre->keys[r] : HashId(key);
-      if (!OnEntityEvent(e, routes[r], key, h)) return TakeFailure();
+      if (!OnEntityEvent(e, route, key, h)) return Applied::kFailed;
     }
     // Event rules on events that belong to no entity.
-    if (info.entities.empty()) {
-      for (const dsl::CompiledRule* rp : event_rules[e.type_index]) {
-        const dsl::CompiledRule& r = *rp;
-        const SlotPlan& plan = rule_plans[rp - p.rules.data()];
-        ValuesGuard guard(*this, plan.access.size());
-        FillPlan(plan, EntityRef{}, &e, e.time, guard.v);
-        if (!ev.Test(r.event_filter, guard.v.data())) continue;
-        Status s = RunEntityRule(r, EntityRef{}, &e, e.time, Trigger{&e, nullptr}, nullptr);
-        if (!s.ok()) return s;
-      }
+    if (plan.entityless_rules && !EntitylessRules(e)) return Applied::kFailed;
+    return Applied::kYes;
+  }
+  [[gnu::noinline]] bool EntitylessRules(const Event& e) {
+    for (const dsl::CompiledRule* rp : event_rules[e.type_index]) {
+      const dsl::CompiledRule& r = *rp;
+      const SlotPlan& plan = rule_plans[rp - p.rules.data()];
+      ValuesGuard guard(*this, plan.access.size());
+      FillPlan(plan, EntityRef{}, &e, e.time, guard.v);
+      if (!ev.Test(r.event_filter, guard.v.data())) continue;
+      if (!Keep(RunEntityRule(r, EntityRef{}, &e, e.time, Trigger{&e, nullptr}, nullptr))) return false;
     }
-    return Status::Ok();
+    return true;
   }
 
-  // `key_hash`: HashId(id).
-  // False on failure (the Status in `failure`).
-  bool OnEntityEvent(const Event& e, const EventRoute& route, std::string_view id, std::uint64_t key_hash) {
-    const int table = route.table;
-    EntityRef ent{&tables[table], tables[table].InternHashed(id, key_hash)};
+  // Applies event `e` to the entity of `route` whose id is `id` (`key_hash`: HashId(id)).
+  // False on failure (the Status in `failure`). Everything it walks was laid out per event
+  // type when the engine started (TypePlan); the order of the steps is the documented one:
+  // decay up to the event, fields, each score's rules and crossings, event rules, journeys.
+  bool OnEntityEvent(const Event& e, const RouteStep& route, std::string_view id, std::uint64_t key_hash) {
+    // The common steps are inline; everything rarer (a decay step due, a crossing, fields to
+    // copy, event rules, journeys, conditions for the VM, decay timers) is a call, so that
+    // the common path keeps its values in registers. Nothing here creates entities, so the
+    // table's rows stay where they are while the event is applied; `row` is still taken
+    // again after each call, which costs nothing on the common path.
+    EntityTable& t = *route.table;
+    const std::uint32_t n = t.InternHashed(id, key_hash);
+    const EntityRef ent{&t, n};
     MarkDirty(ent);
-    EntityTable& t = *ent.t;
+    const std::size_t nscores = route.nscores;
+    auto row = [&] { return t.score_rows.data() + n * nscores; };
     // Late events are applied as of the latest time seen for the entity: decay never rewinds.
-    TimeMs at = std::max(e.time, t.rows[ent.n].last_event);
-    if (!DecayAllFast(ent, at)) return false;
-    t.rows[ent.n].last_event = at;
-    if (route.updates) {
-      for (std::size_t i = 0; i < t.info->fields.size(); ++i) {
-        if (const OwnedValue* v = e.Get(t.info->fields[i].name)) t.fields[i].Put(ent.n, v->view());
+    const TimeMs at = std::max(e.time, t.rows[n].last_event);
+    // Decay up to `at`; the common cases inline (nothing to do, or inactivity decay with no
+    // step due yet), as Decay would do them. (The entity is marked changed already.)
+    for (const ScoreStep& s : route.scores) {
+      ScoreState& sc = row()[s.k];
+      if (sc.last_activity < 0 || at <= sc.as_of) continue;
+      if (s.inactivity_period > 0 && at - sc.last_activity < s.inactivity_period && sc.steps_applied >= 0) {
+        sc.as_of = at;
+        continue;
       }
+      if (!DecayOne(ent, s.k, at)) return false;
     }
+    t.rows[n].last_event = at;
+    if (!route.updates.empty()) CopyFields(e, ent, route);
     // Scores: event rules, then condition rules (`when ... once`).
-    for (std::size_t k = 0; k < t.score_ids.size(); ++k) {
-      const int score = t.score_ids[k];
-      const dsl::CompiledScore& sc = p.scores[score];
+    for (const ScoreStep& s : route.scores) {
       double delta = 0;
-      {
-        // Slots are filled only if a condition needs the VM (none of `on X where field == c`).
-        // Nothing changes while the rules are tested, so filling late reads what filling
-        // first would have.
-        std::optional<ValuesGuard> guard;
-        ScoreState& ss = t.score(k, ent.n);
-        for (const ScoreRuleRef& ref : score_event_rules[score][e.type_index]) {
-          const dsl::CompiledScoreRule& rule = *ref.rule;
-          if (rule.once && (ss.once_mask >> (rule.index & 63) & 1)) continue;
-          if (ref.cond.kind != FastCondition::Kind::kVm) {
-            if (!ref.cond.Test(e)) continue;
-          } else {
-            if (!guard) {
-              const SlotPlan& plan = score_plans[score][e.type_index];
-              guard.emplace(*this, plan.access.size());
-              FillPlan(plan, ent, &e, at, guard->v);
-            }
-            if (!ev.Test(rule.condition, guard->v.data())) continue;
-          }
+      if (s.any_vm) {
+        delta = ScoreDeltaVm(e, ent, s, at);
+      } else if (!s.rules.empty()) {
+        ScoreState& ss = row()[s.k];
+        std::uint64_t once_mask = ss.once_mask;
+        for (const HotScoreRule& rule : s.rules) {
+          if (once_mask & rule.once_bit) continue;
+          if (!rule.cond.Test(e)) continue;
           delta += rule.amount;
-          if (rule.once) ss.once_mask |= std::uint64_t{1} << (rule.index & 63);
+          once_mask |= rule.once_bit;
         }
+        ss.once_mask = once_mask;
       }
-      ScoreState& ss = t.score(k, ent.n);
+      ScoreState& ss = row()[s.k];
       // Any event of the entity is activity: the inactivity clock restarts.
       ss.last_activity = at;
       ss.steps_applied = 0;
       ss.as_of = at;
       if (delta != 0) {
         const double before = ss.value;
-        ss.value = Clamp(sc, ss.value + delta);
-        if (!Keep(Crossings(ent, score, before, ss.value, at, Trigger{&e, &sc.name}))) return false;
+        const double after = Clamp(*s.sc, before + delta);
+        ss.value = after;
+        for (const dsl::CompiledRule* r : s.crossings) {
+          const bool crossed = r->direction == dsl::CrossDirection::kAbove ? (before <= r->threshold && after > r->threshold)
+                                                                           : (before >= r->threshold && after < r->threshold);
+          if (crossed && !FireCrossingFast(*r, e, ent, s, before, after, at)) return false;
+        }
       }
-      if (score_watched_below[score]) ScheduleDecayTimer(ent, static_cast<int>(k));
+      if (s.watched_below) ScheduleDecayTimer(ent, s.k);
     }
-    // Event rules.
-    for (const dsl::CompiledRule* rp : event_rules[e.type_index]) {
+    if (route.rules.empty() && !route.journeys) return true;
+    return EventRulesAndJourneys(e, ent, route, at);
+  }
+
+  // ApplyEvent for an event of a `simple` type (one keyed entity with exactly one score, and
+  // nothing else on it) whose hashes the batch path computed: the same steps as ApplyEvent
+  // and OnEntityEvent, in the same order, with only what such a type can need, straight-line
+  // (the compact_decision tests compare the two paths event for event).
+  [[gnu::always_inline]] Applied ApplySimple(const Event& e, const RouteStep& route, const EventHashes& h) {
+    if (!seen_events.InsertHashed(h.id)) [[unlikely]] {
+      self.duplicates_++;
+      return Applied::kDuplicate;
+    }
+    if (opts.track_state) new_event_hashes.push_back(h.id);
+    const OwnedValue& key = e.fields[route.route.key_field].second;
+    if (key.kind != Value::Kind::kText || key.text.empty()) [[unlikely]] return Applied::kYes;
+    EntityTable& t = *route.table;
+    const std::uint32_t n = t.InternHashed(key.text, h.keys[0]);
+    const EntityRef ent{&t, n};
+    MarkDirty(ent);
+    const ScoreStep& s = route.scores[0];
+    EntityHeader& header = t.rows[n];
+    const TimeMs at = std::max(e.time, header.last_event);
+    ScoreState* ss = &t.score_rows[n];  // one score per entity: row n
+    if (ss->last_activity >= 0 && at > ss->as_of) {
+      if (s.inactivity_period > 0 && at - ss->last_activity < s.inactivity_period && ss->steps_applied >= 0) {
+        ss->as_of = at;
+      } else {
+        if (!DecayOne(ent, 0, at)) return Applied::kFailed;
+        ss = &t.score_rows[n];
+      }
+    }
+    t.rows[n].last_event = at;
+    double delta = 0;
+    std::uint64_t once_mask = ss->once_mask;
+    const HotScoreRule* rule = s.rules.data();
+    const HotScoreRule* const end = rule + s.rules.size();
+    for (; rule != end; ++rule) {
+      if (once_mask & rule->once_bit) continue;
+      if (!rule->cond.Test(e)) continue;
+      delta += rule->amount;
+      once_mask |= rule->once_bit;
+    }
+    ss->once_mask = once_mask;
+    ss->last_activity = at;
+    ss->steps_applied = 0;
+    ss->as_of = at;
+    if (delta == 0) return Applied::kYes;
+    const double before = ss->value;
+    const double after = std::min(std::max(before + delta, s.floor), s.cap);  // Clamp
+    ss->value = after;
+    // A crossing rule fires only if one of the score's thresholds lies between the values.
+    if (!(std::min(before, after) <= s.max_threshold && std::max(before, after) >= s.min_threshold)) return Applied::kYes;
+    return CrossingsSimple(e, ent, s, before, after, at) ? Applied::kYes : Applied::kFailed;
+  }
+  [[gnu::noinline]] bool CrossingsSimple(const Event& e, EntityRef ent, const ScoreStep& s, double before, double after,
+                                         TimeMs at) {
+    for (const dsl::CompiledRule* r : s.crossings) {
+      const bool crossed = r->direction == dsl::CrossDirection::kAbove ? (before <= r->threshold && after > r->threshold)
+                                                                       : (before >= r->threshold && after < r->threshold);
+      if (crossed && !FireCrossingFast(*r, e, ent, s, before, after, at)) return false;
+    }
+    return true;
+  }
+
+  [[gnu::noinline]] void CopyFields(const Event& e, EntityRef ent, const RouteStep& route) {
+    for (const auto& [field, event_field] : route.updates) {
+      ent.t->fields[field].Put(ent.n, e.fields[event_field].second.view());
+    }
+  }
+
+  [[gnu::noinline]] bool FireCrossingFast(const dsl::CompiledRule& r, const Event& e, EntityRef ent, const ScoreStep& s,
+                                          double before, double after, TimeMs at) {
+    return Keep(FireCrossing(r, ent, *s.sc, before, after, at, Trigger{&e, &s.sc->name}));
+  }
+
+  // The event rules of the event's type on the entity's table, then its journeys.
+  [[gnu::noinline]] bool EventRulesAndJourneys(const Event& e, EntityRef ent, const RouteStep& route, TimeMs at) {
+    for (const dsl::CompiledRule* rp : route.rules) {
       const dsl::CompiledRule& r = *rp;
-      if (rule_table[rp - p.rules.data()] != table) continue;
       const FastCondition& filter = rule_filters[rp - p.rules.data()];
       if (filter.kind != FastCondition::Kind::kVm) {
         if (!filter.Test(e)) {
@@ -1066,9 +1266,37 @@ struct Engine::Impl {
       }
       if (!Keep(RunEntityRule(r, ent, &e, at, Trigger{&e, nullptr}, nullptr))) return false;
     }
-    if (!table_has_journeys[table]) return true;
+    if (!route.journeys) return true;
     return Keep(JourneysOnEvent(e, ent, at));
   }
+
+  // The sum of the amounts of score step `s`'s rules that apply to event `e`, when one of
+  // them needs the VM. Slots are filled once, when the first such rule is reached: nothing
+  // changes while the rules are tested, so filling late reads what filling first would have.
+  [[gnu::noinline]] double ScoreDeltaVm(const Event& e, EntityRef ent, const ScoreStep& s, TimeMs at) {
+    std::optional<ValuesGuard> guard;
+    std::uint64_t once_mask = ent.t->score(s.k, ent.n).once_mask;
+    double delta = 0;
+    for (const HotScoreRule& rule : s.rules) {
+      if (once_mask & rule.once_bit) continue;
+      if (rule.cond.kind != FastCondition::Kind::kVm) {
+        if (!rule.cond.Test(e)) continue;
+      } else {
+        if (!guard) {
+          const SlotPlan& plan = score_plans[s.score][e.type_index];
+          guard.emplace(*this, plan.access.size());
+          FillPlan(plan, ent, &e, at, guard->v);
+        }
+        if (!ev.Test(rule.rule->condition, guard->v.data())) continue;
+      }
+      delta += rule.amount;
+      once_mask |= rule.once_bit;
+    }
+    ent.t->score(s.k, ent.n).once_mask = once_mask;
+    return delta;
+  }
+
+
 
   // ------------------------------------------------------------ journeys
 
@@ -1318,30 +1546,70 @@ struct Engine::Impl {
   Status OnEvents(std::span<const Event> events, std::vector<Status>* per_event) {
     constexpr std::size_t kRing = 16;  // > kPrefetchDistance, a power of two
     EventHashes ring[kRing];
-    bool hashed[kRing] = {};
-    auto stage1 = [&](std::size_t j) {
+    const TypePlan* plans[kRing];  // null: not normalized (applied by OnEvent, which copies it)
+    auto stage1 = [&](std::size_t j) __attribute__((always_inline)) {
       const Event& e = events[j];
-      hashed[j % kRing] = IsNormalized(e);
-      if (!hashed[j % kRing]) return;
-      HashEvent(e, ring[j % kRing]);
-      PrefetchSlots(e, ring[j % kRing]);
+      const std::size_t r = j % kRing;
+      plans[r] = IsNormalized(e) ? &type_plans[e.type_index] : nullptr;
+      if (!plans[r]) return;
+      HashEvent(e, *plans[r], ring[r]);
+      PrefetchSlots(*plans[r], ring[r]);
+    };
+    // Step 0, before step 1: the events themselves (the Event, then its fields' block). The
+    // hardware's stream prefetcher does not keep up with them among the random accesses.
+    auto stage0 = [&](std::size_t j) {
+      const char* at = reinterpret_cast<const char*>(&events[j]);
+      engine_detail::PrefetchL2(at);
+      engine_detail::PrefetchL2(at + sizeof(Event) - 1);
+    };
+    auto stage0b = [&](std::size_t j) {
+      const auto& fields = events[j].fields;
+      if (fields.empty()) return;
+      const char* at = reinterpret_cast<const char*>(fields.data());
+      engine_detail::PrefetchL2(at);
+      engine_detail::PrefetchL2(at + fields.size() * sizeof(fields[0]) - 1);
     };
     const std::size_t n = events.size();
     if (per_event) per_event->clear();
+    // Room in the duplicate check for the whole batch at once, instead of doubling the table
+    // (a rehash of every id seen) as it fills; duplicates in the batch only leave it roomier.
+    self.ReserveEvents(n);
+    for (std::size_t j = 0; j < n && j < 2 * kPrefetchDistance; ++j) stage0(j);
+    for (std::size_t j = 0; j < n && j < kPrefetchDistance + kPrefetchDistance / 2; ++j) stage0b(j);
     for (std::size_t j = 0; j < n && j < kPrefetchDistance; ++j) stage1(j);
     for (std::size_t i = 0; i < n; ++i) {
+      if (i + 2 * kPrefetchDistance < n) stage0(i + 2 * kPrefetchDistance);
+      if (i + kPrefetchDistance + kPrefetchDistance / 2 < n) stage0b(i + kPrefetchDistance + kPrefetchDistance / 2);
       if (i + kPrefetchDistance < n) stage1(i + kPrefetchDistance);
       const std::size_t k = i + kPrefetchDistance / 2;
-      if (k < n && hashed[k % kRing]) PrefetchEntities(events[k], ring[k % kRing]);
+      if (k < n && plans[k % kRing]) PrefetchEntities(*plans[k % kRing], ring[k % kRing]);
       const Event& e = events[i];
-      Status s = AdvanceTo(e.time);
-      if (s.ok()) {
-        s = OnEvent(e, hashed[i % kRing] ? &ring[i % kRing] : nullptr);
-        self.now_ = std::max(self.now_, e.time);
+      if (!NothingDue(e.time)) {
+        Status s = AdvanceToDue(e.time);
+        if (!s.ok()) {
+          if (per_event) per_event->push_back(s);
+          if (s.code() != Status::Code::kInvalidArgument) return s;
+          continue;
+        }
       }
-      const bool rejected = s.code() == Status::Code::kInvalidArgument;
+      self.now_ = std::max(self.now_, e.time);
+      Applied applied;
+      if (const TypePlan* plan = plans[i % kRing]) {
+        applied = plan->simple ? ApplySimple(e, plan->routes[0], ring[i % kRing]) : ApplyEvent(e, &ring[i % kRing]);
+      } else {
+        // Not normalized: OnEvent normalizes a copy (or rejects it) and applies it.
+        Status s = OnEvent(e, nullptr);
+        if (per_event) per_event->push_back(s);
+        if (!s.ok() && s.code() != Status::Code::kInvalidArgument) return s;
+        continue;
+      }
+      if (applied == Applied::kYes) {
+        if (per_event) per_event->push_back(Status::Ok());
+        continue;
+      }
+      Status s = applied == Applied::kDuplicate ? DuplicateStatus(e) : TakeFailure();
       if (per_event) per_event->push_back(s);
-      if (!s.ok() && !rejected) return s;
+      if (applied == Applied::kFailed && s.code() != Status::Code::kInvalidArgument) return s;
     }
     return Status::Ok();
   }

@@ -36,11 +36,40 @@
 
 namespace gavel::rules::engine_detail {
 
-inline std::uint64_t HashId(std::string_view s) { return XXH3_64bits(s.data(), s.size()); }
+// The hash of an entity id in the entity index (in memory only: never stored, so it may
+// change). Ids of up to 16 bytes (most) are read as two overlapping words, each multiplied
+// by an odd constant, combined with the length and finished with murmur3's 64-bit mixer:
+// a third of XXH3's instructions on the event path. Longer ids take XXH3.
+[[gnu::always_inline]] inline std::uint64_t HashId(std::string_view s) {
+  const std::size_t n = s.size();
+  const char* d = s.data();
+  std::uint64_t a = 0, b = 0;
+  if (n >= 8) {
+    if (n > 16) return XXH3_64bits(d, n);
+    std::memcpy(&a, d, 8);
+    std::memcpy(&b, d + n - 8, 8);
+  } else if (n >= 4) {
+    std::uint32_t x, y;
+    std::memcpy(&x, d, 4);
+    std::memcpy(&y, d + n - 4, 4);
+    a = x;
+    b = y;
+  } else if (n > 0) {
+    a = std::uint64_t{static_cast<unsigned char>(d[0])} | std::uint64_t{static_cast<unsigned char>(d[n / 2])} << 8 |
+        std::uint64_t{static_cast<unsigned char>(d[n - 1])} << 16;
+  }
+  std::uint64_t h = a * 0x9E3779B97F4A7C15ull ^ std::rotl((b + n) * 0xC2B2AE3D27D4EB4Full, 31);
+  h ^= h >> 33;
+  h *= 0xFF51AFD7ED558CCDull;
+  h ^= h >> 33;
+  h *= 0xC4CEB9FE1A85EC53ull;
+  h ^= h >> 33;
+  return h;
+}
 
 // The bytes of a text of at most 8 bytes as one word, zero-padded (its first byte lowest),
 // read without a loop or a call: two overlapping loads from 4 bytes on.
-inline std::uint64_t ShortWord(std::string_view s) {
+[[gnu::always_inline]] inline std::uint64_t ShortWord(std::string_view s) {
   const std::size_t n = s.size();
   const char* d = s.data();
   if constexpr (std::endian::native == std::endian::little) {
@@ -64,7 +93,7 @@ inline std::uint64_t ShortWord(std::string_view s) {
 
 // a == b, inline for the short texts of the event path (event type names, ids); memcmp
 // for texts longer than 16 bytes.
-inline bool SameText(std::string_view a, std::string_view b) {
+[[gnu::always_inline]] inline bool SameText(std::string_view a, std::string_view b) {
   const std::size_t n = a.size();
   if (n != b.size()) return false;
   if (n <= 8) return ShortWord(a) == ShortWord(b);
@@ -89,10 +118,33 @@ inline void Prefetch(const void* p) {
   __builtin_prefetch(p);
 #endif
 }
+// The same into the second-level cache only (for data needed a while later: no first-level
+// fill buffer is held for it).
+inline void PrefetchL2(const void* p) {
+#if defined(__x86_64__)
+  asm volatile("prefetcht1 %0" : : "m"(*static_cast<const char*>(p)));
+#else
+  __builtin_prefetch(p, 0, 2);
+#endif
+}
+// The same for a line about to be written: asks for it in a state that can take the store.
+inline void PrefetchForWrite(const void* p) {
+#if defined(__x86_64__)
+  asm volatile("prefetchw %0" : : "m"(*static_cast<const char*>(p)));
+#else
+  __builtin_prefetch(p, 1);
+#endif
+}
 
 class SeenIds {
  public:
-  static XXH128_hash_t HashOf(std::string_view id) { return XXH3_128bits(id.data(), id.size()); }
+  // XXH3_128bits of the id (the value checkpoints store), short ids inline as in HashId.
+  [[gnu::always_inline]] static XXH128_hash_t HashOf(std::string_view id) {
+    if (id.size() <= 16) {
+      return XXH3_len_0to16_128b(reinterpret_cast<const xxh_u8*>(id.data()), id.size(), XXH3_kSecret, 0);
+    }
+    return XXH3_128bits(id.data(), id.size());
+  }
   // Adds the id; false if it was already there.
   bool Insert(std::string_view id) { return InsertHashed(HashOf(id)); }
   // The same with the id's hash (HashOf) computed earlier (the batch path hashes once).
@@ -111,12 +163,14 @@ class SeenIds {
   }
   // Asks the cache for the slot where the id of hash `h` would be looked up first.
   void Prefetch(const XXH128_hash_t& h) const {
-    if (!slots_.empty()) engine_detail::Prefetch(&slots_[h.high64 >> shift_]);
+    if (!slots_.empty()) engine_detail::PrefetchForWrite(&slots_[h.high64 >> shift_]);
   }
   std::size_t size() const { return size_; }
   // Makes room for `n` ids without growing again (a replay knows its event count).
   void Reserve(std::size_t n) {
-    while ((n + 1) * 4 >= slots_.size() * 3) Grow();
+    std::size_t cap = slots_.empty() ? 1024 : slots_.size();
+    while ((n + 1) * 4 >= cap * 3) cap *= 2;
+    if (cap != slots_.size()) Grow(cap);
   }
 
  private:
@@ -127,8 +181,9 @@ class SeenIds {
   // ids that wrapped around its end) in hash order, and doubling it moves each id to about
   // twice its position: the rehash below writes the new table front to back, a stream
   // instead of one cache miss per id.
-  void Grow() {
-    const std::size_t cap = slots_.empty() ? 1024 : slots_.size() * 2;
+  // Moves the ids to a table of `cap` slots (a power of two; default: twice the size).
+  [[gnu::noinline]] void Grow(std::size_t cap = 0) {
+    if (cap == 0) cap = slots_.empty() ? 1024 : slots_.size() * 2;
     int shift = 64;
     for (std::size_t c = cap; c > 1; c >>= 1) --shift;
     ZeroedArray<Slot> next(cap);
@@ -222,7 +277,7 @@ struct EntityTable {
   const ScoreState& score(std::size_t k, std::uint32_t n) const { return score_rows[n * score_ids.size() + k]; }
 
   // Whether entity n's id is `id_text` (short ids compared in the header, without a call).
-  bool IdIs(std::uint32_t n, std::string_view id_text) const {
+  [[gnu::always_inline]] bool IdIs(std::uint32_t n, std::string_view id_text) const {
     const EntityHeader& h = rows[n];
     if (h.id_length != id_text.size()) return false;
     if (id_text.size() <= sizeof h.short_id) {
@@ -257,33 +312,20 @@ struct EntityTable {
 
   // The number of `id`, creating the entity with its declared defaults if new.
   std::uint32_t Intern(std::string_view id_text) { return InternHashed(id_text, HashId(id_text)); }
-  // The same with the id's hash (HashId) computed earlier (the batch path hashes once).
-  std::uint32_t InternHashed(std::string_view id_text, std::uint64_t h) {
-    if ((rows.size() + 1) * 4 >= slots_.size() * 3) Grow();
+  // The same with the id's hash (HashId) computed earlier (the batch path hashes once). The
+  // lookup is inline; creating an entity is a call of its own, so that the common case (the
+  // entity exists) is a few instructions with no registers to save.
+  [[gnu::always_inline]] std::uint32_t InternHashed(std::string_view id_text, std::uint64_t h) {
+    if ((rows.size() + 1) * 4 >= slots_.size() * 3) [[unlikely]] Grow();
     const std::uint32_t tag = static_cast<std::uint32_t>(h >> 32);
-    std::size_t i = h & mask_;
-    for (;; i = (i + 1) & mask_) {
+    for (std::size_t i = h & mask_;; i = (i + 1) & mask_) {
       const std::uint64_t s = slots_[i];
-      if (s == 0) break;
+      if (s == 0) return Create(id_text, tag, i);
       if (static_cast<std::uint32_t>(s >> 32) == tag) {
         const std::uint32_t n = static_cast<std::uint32_t>(s) - 1;
-        if (IdIs(n, id_text)) return n;
+        if (IdIs(n, id_text)) [[likely]] return n;
       }
     }
-    const auto n = static_cast<std::uint32_t>(rows.size());
-    EntityHeader row;
-    row.id_length = static_cast<std::uint32_t>(id_text.size());
-    if (id_text.size() <= sizeof row.short_id) {
-      id_text.copy(row.short_id, id_text.size());
-    } else {
-      row.id_offset = id_blob.size();
-      id_blob.append(id_text);
-    }
-    rows.push_back(row);
-    score_rows.resize(score_rows.size() + score_ids.size());
-    for (std::size_t f = 0; f < fields.size(); ++f) fields[f].Append(defaults[f].view());
-    slots_[i] = (static_cast<std::uint64_t>(tag) << 32) | (n + 1);
-    return n;
   }
 
   // Prefetching for the batch path (hints only: a wrong guess costs nothing but the fetch).
@@ -321,7 +363,7 @@ struct EntityTable {
   }
 
  private:
-  void Grow() {
+  [[gnu::noinline]] void Grow() {
     std::size_t cap = slots_.empty() ? 64 : slots_.size() * 2;
     ZeroedArray<std::uint64_t> next(cap);
     const std::size_t mask = cap - 1;
@@ -333,6 +375,24 @@ struct EntityTable {
     }
     slots_.swap(next);
     mask_ = mask;
+  }
+
+  // A new entity with its declared defaults, indexed at the empty slot `i`.
+  [[gnu::noinline]] std::uint32_t Create(std::string_view id_text, std::uint32_t tag, std::size_t i) {
+    const auto n = static_cast<std::uint32_t>(rows.size());
+    EntityHeader row;
+    row.id_length = static_cast<std::uint32_t>(id_text.size());
+    if (id_text.size() <= sizeof row.short_id) {
+      id_text.copy(row.short_id, id_text.size());
+    } else {
+      row.id_offset = id_blob.size();
+      id_blob.append(id_text);
+    }
+    rows.push_back(row);
+    score_rows.resize(score_rows.size() + score_ids.size());
+    for (std::size_t f = 0; f < fields.size(); ++f) fields[f].Append(defaults[f].view());
+    slots_[i] = (static_cast<std::uint64_t>(tag) << 32) | (n + 1);
+    return n;
   }
 
   // 0: empty; else (hash >> 32) << 32 | (number + 1). Huge pages from 262,144 slots on.
