@@ -95,8 +95,9 @@ class Engine {
   Status OnEvent(const Event& e);
   // Applies events in order, each exactly as AdvanceTo(e.time) then OnEvent(e) would (a
   // duplicate or malformed event is rejected alone, with InvalidArgument, and the batch goes
-  // on), but faster: the memory each event needs is fetched a few events ahead and its id
-  // and keys are hashed once. `per_event` (if given) gets one status per event attempted.
+  // on), but faster: the duplicate check is sized for the batch at once, the memory each
+  // event needs is fetched a few events ahead and its id and keys are hashed once.
+  // `per_event` (if given) gets one status per event attempted.
   // Any other failure (the sink refused a record, a timer failed) stops the batch at that
   // event and is returned; the events after it are not applied. Otherwise returns Ok.
   Status OnEvents(std::span<const Event> events, std::vector<Status>* per_event = nullptr);

@@ -81,6 +81,7 @@ struct FastCondition {
   int field = -1;                     // the event field's position
   std::string_view text;              // kText: the constant; kLike: the glob; kPrefix: the prefix
   double num = 0;                     // kNumber: the constant
+  std::uint64_t word = 0;             // kText, kPrefix: `text` as ShortWord gives it, if 8 bytes or less
 
   static bool Compare(dsl::OpCode op, int c) {
     switch (op) {
@@ -133,6 +134,7 @@ struct FastCondition {
       return f;
     }
     f.field = field;
+    f.word = ShortWord(f.text.substr(0, 8));
     return f;
   }
 
@@ -143,8 +145,8 @@ struct FastCondition {
     switch (kind) {
       case Kind::kText: {
         if (v.kind != Value::Kind::kText) return false;
-        if (op == dsl::OpCode::kEq) return SameText(v.text, text);
-        if (op == dsl::OpCode::kNe) return !SameText(v.text, text);
+        if (op == dsl::OpCode::kEq) return SameShortText(v.text);
+        if (op == dsl::OpCode::kNe) return !SameShortText(v.text);
         const int c = std::string_view(v.text).compare(text);
         return Compare(op, c < 0 ? -1 : c > 0 ? 1 : 0);
       }
@@ -156,11 +158,19 @@ struct FastCondition {
       case Kind::kLike:
         if (v.kind != Value::Kind::kText) return false;
         return GlobMatch(text, v.text) != negated;
-      case Kind::kPrefix:
+      case Kind::kPrefix: {
         if (v.kind != Value::Kind::kText) return false;
-        return std::string_view(v.text).starts_with(text) != negated;
+        const std::string_view s(v.text);
+        if (text.size() > 8) return s.starts_with(text) != negated;
+        return (s.size() >= text.size() && ShortWord(std::string_view(s.data(), text.size())) == word) != negated;
+      }
       default: return false;
     }
+  }
+  // v == text, by `word` when text is 8 bytes or less.
+  [[gnu::always_inline]] bool SameShortText(std::string_view v) const {
+    if (v.size() != text.size()) return false;
+    return text.size() <= 8 ? ShortWord(v) == word : SameText(v, text);
   }
 };
 
@@ -275,6 +285,7 @@ struct Engine::Impl {
     const dsl::CompiledScore* sc;
     std::vector<HotScoreRule> rules;        // the score's rules for this event type, in order
     bool any_vm;                            // one of them needs the VM (ScoreDeltaVm)
+    bool any_once;                          // one of them is a `once` rule (reads once_mask)
     bool watched_below;                     // a `crosses below` rule watches it
     std::span<const dsl::CompiledRule* const> crossings;  // crossing rules on the score
     TimeMs inactivity_period;               // 0: no inactivity decay
@@ -427,7 +438,7 @@ struct Engine::Impl {
           const int score = t.score_ids[k];
           constexpr double kInf = std::numeric_limits<double>::infinity();
           const dsl::CompiledScore& sc = p.scores[score];
-          ScoreStep ss{static_cast<int>(k), score, &sc, {}, false, score_watched_below[score] != 0,
+          ScoreStep ss{static_cast<int>(k), score, &sc, {}, false, false, score_watched_below[score] != 0,
                        crossing_rules[score], inactivity_period[score], sc.floor ? *sc.floor : -kInf,
                        sc.cap ? *sc.cap : kInf, kInf, -kInf};
           for (const dsl::CompiledRule* r : crossing_rules[score]) {
@@ -438,6 +449,7 @@ struct Engine::Impl {
             const std::uint64_t bit = ref.rule->once ? std::uint64_t{1} << (ref.rule->index & 63) : 0;
             ss.rules.push_back({ref.cond, ref.rule->amount, bit, ref.rule});
             ss.any_vm |= ref.cond.kind == FastCondition::Kind::kVm;
+            ss.any_once |= bit != 0;
           }
           step.scores.push_back(std::move(ss));
         }
@@ -534,9 +546,13 @@ struct Engine::Impl {
 
   // A slot-value buffer for the current nesting depth; release with ReleaseValues.
   std::vector<Value>& AcquireValues(std::size_t n) {
-    if (value_depth == value_pool.size()) value_pool.push_back(std::make_unique<std::vector<Value>>());
+    if (value_depth == value_pool.size()) [[unlikely]] value_pool.push_back(std::make_unique<std::vector<Value>>());
     std::vector<Value>& v = *value_pool[value_depth++];
-    v.assign(n, Value::Null());
+    if (v.size() == n) {
+      std::fill(v.begin(), v.end(), Value::Null());
+    } else {
+      v.assign(n, Value::Null());
+    }
     return v;
   }
   void ReleaseValues() { --value_depth; }
@@ -715,8 +731,9 @@ struct Engine::Impl {
       }
       if (at >= 0 && (best < 0 || at < best)) best = at;
     }
-    if (best >= 0 && best != sc.timer_at) {
-      sc.timer_at = best;
+    ScoreMarks& marks = e.t->marks(slot, e.n);
+    if (best >= 0 && best != marks.timer_at) {
+      marks.timer_at = best;
       timers.push({best, timer_seq++, TimerKind::kDecay, slot, static_cast<int>(e.t - tables.data()), e.n, 0});
     }
   }
@@ -766,7 +783,8 @@ struct Engine::Impl {
           break;
         case SlotKind::kScore:
           if (e.t && a.index >= 0) {
-            Decay(e, a.index, now);
+            const ScoreState& sc = e.t->score(a.index, e.n);
+            if (sc.last_activity >= 0 && now > sc.as_of) Decay(e, a.index, now);  // else as of `now`
             v = Value::Number(e.t->score(a.index, e.n).value);
           }
           break;
@@ -1025,21 +1043,20 @@ struct Engine::Impl {
     if (key.kind != Value::Kind::kText) return {};
     return key.text;
   }
-  [[gnu::always_inline]] static void HashEvent(const Event& e, const TypePlan& plan, EventHashes& h) {
-    h.id = SeenIds::HashOf(e.id);
+  // The hashes of an event's entity keys (its id's hash is taken separately, earlier).
+  [[gnu::always_inline]] static void HashKeys(const Event& e, const TypePlan& plan, EventHashes& h) {
     for (std::size_t r = 0; r < plan.nhashed; ++r) {
       const std::string_view key = RouteKey(e, plan.routes[r].route);
       h.keys[r] = key.empty() ? 0 : HashId(key);
     }
   }
-  // Step 1 of prefetching an event (batch path): the seen-id slot and the entity index slots.
-  [[gnu::always_inline]] void PrefetchSlots(const TypePlan& plan, const EventHashes& h) const {
-    seen_events.Prefetch(h.id);
+  // Prefetching for the batch path: the entity index slots of an event's keys.
+  [[gnu::always_inline]] static void PrefetchIndexSlots(const TypePlan& plan, const EventHashes& h) {
     for (std::size_t r = 0; r < plan.nhashed; ++r) {
       if (h.keys[r]) plan.routes[r].table->PrefetchSlot(h.keys[r]);
     }
   }
-  // Step 2, a few events later: the entities' headers and score rows.
+  // Then, a few events later: the entities' headers and score rows.
   [[gnu::always_inline]] static void PrefetchEntities(const TypePlan& plan, const EventHashes& h) {
     for (std::size_t r = 0; r < plan.nhashed; ++r) {
       if (h.keys[r]) plan.routes[r].table->PrefetchEntity(h.keys[r]);
@@ -1142,15 +1159,14 @@ struct Engine::Impl {
       if (s.any_vm) {
         delta = ScoreDeltaVm(e, ent, s, at);
       } else if (!s.rules.empty()) {
-        ScoreState& ss = row()[s.k];
-        std::uint64_t once_mask = ss.once_mask;
+        std::uint64_t once_mask = s.any_once ? t.marks(s.k, n).once_mask : 0;
         for (const HotScoreRule& rule : s.rules) {
           if (once_mask & rule.once_bit) continue;
           if (!rule.cond.Test(e)) continue;
           delta += rule.amount;
           once_mask |= rule.once_bit;
         }
-        ss.once_mask = once_mask;
+        if (s.any_once) t.marks(s.k, n).once_mask = once_mask;
       }
       ScoreState& ss = row()[s.k];
       // Any event of the entity is activity: the inactivity clock restarts.
@@ -1203,7 +1219,7 @@ struct Engine::Impl {
     }
     t.rows[n].last_event = at;
     double delta = 0;
-    std::uint64_t once_mask = ss->once_mask;
+    std::uint64_t once_mask = s.any_once ? t.score_marks[n].once_mask : 0;
     const HotScoreRule* rule = s.rules.data();
     const HotScoreRule* const end = rule + s.rules.size();
     for (; rule != end; ++rule) {
@@ -1212,7 +1228,7 @@ struct Engine::Impl {
       delta += rule->amount;
       once_mask |= rule->once_bit;
     }
-    ss->once_mask = once_mask;
+    if (s.any_once) t.score_marks[n].once_mask = once_mask;
     ss->last_activity = at;
     ss->steps_applied = 0;
     ss->as_of = at;
@@ -1275,7 +1291,7 @@ struct Engine::Impl {
   // changes while the rules are tested, so filling late reads what filling first would have.
   [[gnu::noinline]] double ScoreDeltaVm(const Event& e, EntityRef ent, const ScoreStep& s, TimeMs at) {
     std::optional<ValuesGuard> guard;
-    std::uint64_t once_mask = ent.t->score(s.k, ent.n).once_mask;
+    std::uint64_t once_mask = ent.t->marks(s.k, ent.n).once_mask;
     double delta = 0;
     for (const HotScoreRule& rule : s.rules) {
       if (once_mask & rule.once_bit) continue;
@@ -1292,7 +1308,7 @@ struct Engine::Impl {
       delta += rule.amount;
       once_mask |= rule.once_bit;
     }
-    ent.t->score(s.k, ent.n).once_mask = once_mask;
+    ent.t->marks(s.k, ent.n).once_mask = once_mask;
     return delta;
   }
 
@@ -1484,9 +1500,9 @@ struct Engine::Impl {
       timers.pop();
       if (tm.kind == TimerKind::kDecay) {
         EntityRef ent{&tables[tm.table], tm.entity};
-        ScoreState& sc = ent.t->score(tm.unit, ent.n);
-        if (sc.timer_at != tm.at) continue;  // superseded by later activity
-        sc.timer_at = -1;
+        ScoreMarks& marks = ent.t->marks(tm.unit, ent.n);
+        if (marks.timer_at != tm.at) continue;  // superseded by later activity
+        marks.timer_at = -1;
         Status s = Decay(ent, tm.unit, tm.at);
         if (!s.ok()) return s;
         ScheduleDecayTimer(ent, tm.unit);
@@ -1544,44 +1560,56 @@ struct Engine::Impl {
   // once. Prefetches are hints: what they fetch is looked up again when the event is applied.
   static constexpr std::size_t kPrefetchDistance = 8;  // step 1 at i + 8, step 2 at i + 4
   Status OnEvents(std::span<const Event> events, std::vector<Status>* per_event) {
-    constexpr std::size_t kRing = 16;  // > kPrefetchDistance, a power of two
+    // The stages, each kStep events after the one before:
+    //   A (i + 4 steps): the Event struct is requested;
+    //   B (i + 3 steps): its type is checked, its id hashed, and its seen-id slot and its
+    //                    fields' block requested;
+    //   C (i + 2 steps): its entity keys hashed and their index slots requested;
+    //   D (i + 1 step):  its entities' headers and score rows requested;
+    //   then it is applied.
+    constexpr std::size_t kStep = kPrefetchDistance / 2;
+    constexpr std::size_t kRing = 32;  // > 3 steps, a power of two
     EventHashes ring[kRing];
     const TypePlan* plans[kRing];  // null: not normalized (applied by OnEvent, which copies it)
-    auto stage1 = [&](std::size_t j) __attribute__((always_inline)) {
-      const Event& e = events[j];
-      const std::size_t r = j % kRing;
-      plans[r] = IsNormalized(e) ? &type_plans[e.type_index] : nullptr;
-      if (!plans[r]) return;
-      HashEvent(e, *plans[r], ring[r]);
-      PrefetchSlots(*plans[r], ring[r]);
-    };
-    // Step 0, before step 1: the events themselves (the Event, then its fields' block). The
-    // hardware's stream prefetcher does not keep up with them among the random accesses.
-    auto stage0 = [&](std::size_t j) {
+    auto stage_a = [&](std::size_t j) __attribute__((always_inline)) {
       const char* at = reinterpret_cast<const char*>(&events[j]);
       engine_detail::PrefetchL2(at);
       engine_detail::PrefetchL2(at + sizeof(Event) - 1);
     };
-    auto stage0b = [&](std::size_t j) {
-      const auto& fields = events[j].fields;
-      if (fields.empty()) return;
-      const char* at = reinterpret_cast<const char*>(fields.data());
-      engine_detail::PrefetchL2(at);
-      engine_detail::PrefetchL2(at + fields.size() * sizeof(fields[0]) - 1);
+    auto stage_b = [&](std::size_t j) __attribute__((always_inline)) {
+      const Event& e = events[j];
+      const std::size_t r = j % kRing;
+      plans[r] = IsNormalized(e) ? &type_plans[e.type_index] : nullptr;
+      if (!plans[r]) return;
+      ring[r].id = SeenIds::HashOf(e.id);
+      seen_events.Prefetch(ring[r].id);
+      if (e.fields.empty()) return;
+      const char* at = reinterpret_cast<const char*>(e.fields.data());
+      engine_detail::Prefetch(at);
+      engine_detail::Prefetch(at + e.fields.size() * sizeof(e.fields[0]) - 1);
+    };
+    auto stage_c = [&](std::size_t j) __attribute__((always_inline)) {
+      const std::size_t r = j % kRing;
+      if (!plans[r]) return;
+      HashKeys(events[j], *plans[r], ring[r]);
+      PrefetchIndexSlots(*plans[r], ring[r]);
     };
     const std::size_t n = events.size();
     if (per_event) per_event->clear();
     // Room in the duplicate check for the whole batch at once, instead of doubling the table
     // (a rehash of every id seen) as it fills; duplicates in the batch only leave it roomier.
     self.ReserveEvents(n);
-    for (std::size_t j = 0; j < n && j < 2 * kPrefetchDistance; ++j) stage0(j);
-    for (std::size_t j = 0; j < n && j < kPrefetchDistance + kPrefetchDistance / 2; ++j) stage0b(j);
-    for (std::size_t j = 0; j < n && j < kPrefetchDistance; ++j) stage1(j);
+    for (std::size_t j = 0; j < n && j < 4 * kStep; ++j) stage_a(j);
+    for (std::size_t j = 0; j < n && j < 3 * kStep; ++j) stage_b(j);
+    for (std::size_t j = 0; j < n && j < 2 * kStep; ++j) stage_c(j);
+    for (std::size_t j = 0; j < n && j < kStep; ++j) {
+      if (plans[j % kRing]) PrefetchEntities(*plans[j % kRing], ring[j % kRing]);
+    }
     for (std::size_t i = 0; i < n; ++i) {
-      if (i + 2 * kPrefetchDistance < n) stage0(i + 2 * kPrefetchDistance);
-      if (i + kPrefetchDistance + kPrefetchDistance / 2 < n) stage0b(i + kPrefetchDistance + kPrefetchDistance / 2);
-      if (i + kPrefetchDistance < n) stage1(i + kPrefetchDistance);
-      const std::size_t k = i + kPrefetchDistance / 2;
+      if (i + 4 * kStep < n) stage_a(i + 4 * kStep);
+      if (i + 3 * kStep < n) stage_b(i + 3 * kStep);
+      if (i + 2 * kStep < n) stage_c(i + 2 * kStep);
+      const std::size_t k = i + kStep;
       if (k < n && plans[k % kRing]) PrefetchEntities(*plans[k % kRing], ring[k % kRing]);
       const Event& e = events[i];
       if (!NothingDue(e.time)) {

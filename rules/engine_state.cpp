@@ -184,7 +184,7 @@ Status Engine::Impl::Checkpoint(StateSink& sink) {
         row += ',';
         AppendInt(row, sc.steps_applied);
         row += ',';
-        row += std::to_string(sc.once_mask);
+        row += std::to_string(t.marks(k, n).once_mask);
         row += ']';
       }
       row += "]]";
@@ -275,7 +275,7 @@ Status Engine::Impl::Restore(const StateSource& source) {
             sc.as_of = scores[i].at(1).get<TimeMs>();
             sc.last_activity = scores[i].at(2).get<TimeMs>();
             sc.steps_applied = scores[i].at(3).get<std::int64_t>();
-            sc.once_mask = scores[i].at(4).get<std::uint64_t>();
+            t.marks(i, e.n).once_mask = scores[i].at(4).get<std::uint64_t>();
           }
           return Status::Ok();
         }
@@ -293,7 +293,7 @@ Status Engine::Impl::Restore(const StateSource& source) {
           sc.as_of = scores[i].at("as_of").get<TimeMs>();
           sc.last_activity = scores[i].at("last_activity").get<TimeMs>();
           sc.steps_applied = scores[i].at("steps").get<std::int64_t>();
-          sc.once_mask = scores[i].at("once").get<std::uint64_t>();
+          t.marks(i, e.n).once_mask = scores[i].at("once").get<std::uint64_t>();
         }
       } else if (kind == "journey") {
         auto it = journey_index.find(name);
@@ -366,7 +366,7 @@ Status Engine::Impl::Restore(const StateSource& source) {
     const int ti = static_cast<int>(&t - tables.data());
     for (std::uint32_t n = 0; n < t.size(); ++n) {
       for (std::size_t k = 0; k < t.nscores(); ++k) {
-        t.score(k, n).timer_at = -1;
+        t.marks(k, n).timer_at = -1;
         ScheduleDecayTimer(EntityRef{&tables[ti], n}, static_cast<int>(k));
       }
     }

@@ -8,8 +8,10 @@
 //   EntityTable  one entity type: its ids interned to dense numbers 0, 1, 2, ... (open
 //                addressing over 8-byte slots; short ids inline in the entity's header), and
 //                its state indexed by entity number: a 32-byte header (last event, dirty mark,
-//                id), the scores row by row, and entity fields in columns. One lead with one
-//                score and one text field costs about 150 bytes instead of hash-map nodes.
+//                id), the scores row by row (32 bytes each, what every event touches; decay
+//                timers and `once` marks in rows of their own), and entity fields in columns.
+//                One lead with one score and one text field costs about 150 bytes instead of
+//                hash-map nodes. The index hashes ids with HashId (in memory only).
 //
 // Both hash tables' slot arrays are ZeroedArrays and the entity headers and score rows use
 // HugePageAllocator (huge_pages.hpp): from 2 MiB on they sit on transparent huge pages, so a
@@ -127,14 +129,6 @@ inline void PrefetchL2(const void* p) {
   __builtin_prefetch(p, 0, 2);
 #endif
 }
-// The same for a line about to be written: asks for it in a state that can take the store.
-inline void PrefetchForWrite(const void* p) {
-#if defined(__x86_64__)
-  asm volatile("prefetchw %0" : : "m"(*static_cast<const char*>(p)));
-#else
-  __builtin_prefetch(p, 1);
-#endif
-}
 
 class SeenIds {
  public:
@@ -163,7 +157,7 @@ class SeenIds {
   }
   // Asks the cache for the slot where the id of hash `h` would be looked up first.
   void Prefetch(const XXH128_hash_t& h) const {
-    if (!slots_.empty()) engine_detail::PrefetchForWrite(&slots_[h.high64 >> shift_]);
+    if (!slots_.empty()) engine_detail::Prefetch(&slots_[h.high64 >> shift_]);
   }
   std::size_t size() const { return size_; }
   // Makes room for `n` ids without growing again (a replay knows its event count).
@@ -207,13 +201,19 @@ class SeenIds {
   std::size_t size_ = 0;
 };
 
+// One score of one entity: what every event of the entity reads and writes (32 bytes: two
+// to a cache line)...
 struct ScoreState {
   double value = 0;
   TimeMs as_of = 0;               // time `value` is valid at
   TimeMs last_activity = -1;      // -1: never active
+  std::int64_t steps_applied = 0; // inactivity decay steps since last_activity
+};
+// ...and what only some programs use, kept apart so that the rows above stay small (the
+// fewer bytes per entity, the more entities stay in the cache).
+struct ScoreMarks {
   TimeMs timer_at = -1;           // the decay-crossing timer currently scheduled
   std::uint64_t once_mask = 0;    // `once` rules already applied (bit = rule index)
-  std::int64_t steps_applied = 0; // inactivity decay steps since last_activity
 };
 
 // One entity field for every entity of a type: text or number (bools as 0/1), or null.
@@ -239,11 +239,16 @@ struct FieldColumn {
     if (kind == Value::Kind::kText) text[n].assign(v.text);
     else num[n] = v.num;
   }
+  // Adds a row holding `v` (as Put would store it).
   void Append(const Value& v) {
-    set.push_back(0);
-    if (kind == Value::Kind::kText) text.emplace_back();
-    else num.push_back(0);
-    Put(static_cast<std::uint32_t>(set.size() - 1), v);
+    const bool ok = v.kind == kind;
+    set.push_back(ok ? 1 : 0);
+    if (kind == Value::Kind::kText) {
+      if (ok) text.emplace_back(v.text);
+      else text.emplace_back();
+    } else {
+      num.push_back(ok ? v.num : 0);
+    }
   }
 };
 
@@ -267,6 +272,7 @@ struct EntityTable {
   // row then rarely miss the TLB).
   std::vector<EntityHeader, HugePageAllocator<EntityHeader>> rows;
   std::vector<ScoreState, HugePageAllocator<ScoreState>> score_rows;  // row-major: entity n's scores at n * nscores
+  std::vector<ScoreMarks, HugePageAllocator<ScoreMarks>> score_marks;  // the same layout
   std::vector<FieldColumn> fields;         // aligned with info->fields
   std::vector<OwnedValue> defaults;        // the declared default of each field (or null)
   std::vector<std::uint32_t> dirty_list;
@@ -275,6 +281,8 @@ struct EntityTable {
   std::size_t nscores() const { return score_ids.size(); }
   ScoreState& score(std::size_t k, std::uint32_t n) { return score_rows[n * score_ids.size() + k]; }
   const ScoreState& score(std::size_t k, std::uint32_t n) const { return score_rows[n * score_ids.size() + k]; }
+  ScoreMarks& marks(std::size_t k, std::uint32_t n) { return score_marks[n * score_ids.size() + k]; }
+  const ScoreMarks& marks(std::size_t k, std::uint32_t n) const { return score_marks[n * score_ids.size() + k]; }
 
   // Whether entity n's id is `id_text` (short ids compared in the header, without a call).
   [[gnu::always_inline]] bool IdIs(std::uint32_t n, std::string_view id_text) const {
@@ -390,6 +398,7 @@ struct EntityTable {
     }
     rows.push_back(row);
     score_rows.resize(score_rows.size() + score_ids.size());
+    score_marks.resize(score_marks.size() + score_ids.size());
     for (std::size_t f = 0; f < fields.size(); ++f) fields[f].Append(defaults[f].view());
     slots_[i] = (static_cast<std::uint64_t>(tag) << 32) | (n + 1);
     return n;
