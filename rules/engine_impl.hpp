@@ -1605,19 +1605,20 @@ struct Engine::Impl {
     for (std::size_t j = 0; j < n && j < kStep; ++j) {
       if (plans[j % kRing]) PrefetchEntities(*plans[j % kRing], ring[j % kRing]);
     }
-    for (std::size_t i = 0; i < n; ++i) {
-      if (i + 4 * kStep < n) stage_a(i + 4 * kStep);
-      if (i + 3 * kStep < n) stage_b(i + 3 * kStep);
-      if (i + 2 * kStep < n) stage_c(i + 2 * kStep);
-      const std::size_t k = i + kStep;
-      if (k < n && plans[k % kRing]) PrefetchEntities(*plans[k % kRing], ring[k % kRing]);
+    auto stage_d = [&](std::size_t j) __attribute__((always_inline)) {
+      if (plans[j % kRing]) PrefetchEntities(*plans[j % kRing], ring[j % kRing]);
+    };
+    // Applies event i; false if the batch stops there (with `stop`).
+    Status stop;
+    auto apply = [&](std::size_t i) __attribute__((always_inline)) {
       const Event& e = events[i];
       if (!NothingDue(e.time)) {
         Status s = AdvanceToDue(e.time);
         if (!s.ok()) {
           if (per_event) per_event->push_back(s);
-          if (s.code() != Status::Code::kInvalidArgument) return s;
-          continue;
+          if (s.code() == Status::Code::kInvalidArgument) return true;
+          stop = std::move(s);
+          return false;
         }
       }
       self.now_ = std::max(self.now_, e.time);
@@ -1628,16 +1629,34 @@ struct Engine::Impl {
         // Not normalized: OnEvent normalizes a copy (or rejects it) and applies it.
         Status s = OnEvent(e, nullptr);
         if (per_event) per_event->push_back(s);
-        if (!s.ok() && s.code() != Status::Code::kInvalidArgument) return s;
-        continue;
+        if (s.ok() || s.code() == Status::Code::kInvalidArgument) return true;
+        stop = std::move(s);
+        return false;
       }
-      if (applied == Applied::kYes) {
+      if (applied == Applied::kYes) [[likely]] {
         if (per_event) per_event->push_back(Status::Ok());
-        continue;
+        return true;
       }
       Status s = applied == Applied::kDuplicate ? DuplicateStatus(e) : TakeFailure();
       if (per_event) per_event->push_back(s);
-      if (applied == Applied::kFailed && s.code() != Status::Code::kInvalidArgument) return s;
+      if (applied != Applied::kFailed || s.code() == Status::Code::kInvalidArgument) return true;
+      stop = std::move(s);
+      return false;
+    };
+    std::size_t i = 0;
+    // The steady state, without the end-of-batch checks; then the last events.
+    for (; i + 4 * kStep < n; ++i) {
+      stage_a(i + 4 * kStep);
+      stage_b(i + 3 * kStep);
+      stage_c(i + 2 * kStep);
+      stage_d(i + kStep);
+      if (!apply(i)) return stop;
+    }
+    for (; i < n; ++i) {
+      if (i + 3 * kStep < n) stage_b(i + 3 * kStep);
+      if (i + 2 * kStep < n) stage_c(i + 2 * kStep);
+      if (i + kStep < n) stage_d(i + kStep);
+      if (!apply(i)) return stop;
     }
     return Status::Ok();
   }
