@@ -10,8 +10,8 @@
 //       every decision took before). The first two hand decisions over in compact form and
 //       the sink only counts them, so the work of turning them into Decisions and JSON is
 //       timed on its own afterwards: Materialize of every decision, then ToJson(...).dump().
-//   build/bench/engine_bench --mode=per-event|batch|json [events] [leads]
-//       only that one timed run (for profiling)
+//   build/bench/engine_bench --mode=per-event|batch|json [--rounds=N] [events] [leads]
+//       only that mode: one timed run (for profiling), or N on fresh engines
 //   --reserve (before the rest): size the seen-id table first, as replay does;
 //   --track-state: keep what a checkpoint needs (changed entities, applied event ids), as
 //       the daemon does (no checkpoint is written)
@@ -130,10 +130,12 @@ int main(int argc, char** argv) {
   std::string only;
   bool reserve = false;  // --reserve: size the seen-id table for all events first, as replay does
   bool track_state = false;  // --track-state: keep what Checkpoint needs, as the daemon does
+  int rounds = 1;  // --rounds=N: with --mode, N runs on fresh engines (the best and the range are shown)
   while (argc > 1 && (std::string(argv[1]).rfind("--mode=", 0) == 0 || std::string(argv[1]) == "--reserve" ||
-                      std::string(argv[1]) == "--track-state")) {
+                      std::string(argv[1]) == "--track-state" || std::string(argv[1]).rfind("--rounds=", 0) == 0)) {
     if (std::string(argv[1]) == "--reserve") reserve = true;
     else if (std::string(argv[1]) == "--track-state") track_state = true;
+    else if (std::string(argv[1]).rfind("--rounds=", 0) == 0) rounds = std::max(1, std::atoi(argv[1] + 9));
     else only = std::string(argv[1]).substr(7);
     ++argv;
     --argc;
@@ -235,10 +237,15 @@ int main(int argc, char** argv) {
   std::printf("%ld events over %ld leads%s%s\n", n_events, n_leads, reserve ? ", seen-id table reserved" : "",
               track_state ? ", state tracked for checkpoints (not written)" : "");
   if (!only.empty()) {
-    CountingSink sink;
     const Mode mode = only == "batch" ? Mode::kBatch : only == "json" ? Mode::kJsonPerEvent : Mode::kPerEvent;
-    const double secs = run(mode, sink);
-    report(only.c_str(), {secs}, sink.count);
+    std::vector<double> secs;
+    long decisions = 0;
+    for (int round = 0; round < rounds; ++round) {
+      CountingSink sink;
+      secs.push_back(run(mode, sink));
+      decisions = sink.count;
+    }
+    report(only.c_str(), secs, decisions);
     return 0;
   }
   long rss_before = MaxRssKib();
