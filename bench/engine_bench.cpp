@@ -275,6 +275,15 @@ int main(int argc, char** argv) {
   report("per event (compact decisions):", per_event, decisions_per_event);
   report("batch OnEvents (compact decisions):", batch, decisions_batch);
   report("per event, JSON decisions (old path):", json, decisions_json);
+  // For scripts (bench/peers/run.sh): `rate K V` / `count K V`, the best run of each mode.
+  std::printf("rate lead.events_per_s %.0f\n", n_events / *std::min_element(batch.begin(), batch.end()));
+  std::printf("rate lead.per_event_events_per_s %.0f\n", n_events / *std::min_element(per_event.begin(), per_event.end()));
+  std::printf("count lead.decisions %ld\n", decisions_batch);
+  if (decisions_per_event != decisions_batch || decisions_json != decisions_batch) {
+    std::fprintf(stderr, "engine_bench: the modes disagree on the decisions (%ld, %ld, %ld)\n", decisions_per_event,
+                 decisions_batch, decisions_json);
+    return 1;
+  }
   // Where the decisions' JSON work went: the same run keeping the compact records (not
   // timed), then each materialized to a Decision and rendered to canonical JSON.
   CountingSink keeper;

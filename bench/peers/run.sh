@@ -16,8 +16,9 @@
 # rows. gavel runs the same slice for the count check and the ratio.
 #
 # Time bases: the peers report per CPU-second of the node process (all threads);
-# cpa_bench per CPU-second of its thread; engine_bench (lead scoring) per wall-clock second,
-# which on a busy machine understates gavel, never overstates it.
+# cpa_bench per CPU-second of its thread; engine_bench (lead scoring: its batch call,
+# Engine::OnEvents, the best of three runs) per wall-clock second, which on a busy machine
+# understates gavel, never overstates it.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -54,13 +55,15 @@ trap 'rm -rf "$tmp"' EXIT
 val() { awk -v k="$2" '($1 == "count" || $1 == "rate") && $2 == k { print $3 }' "$1"; }
 
 echo "== gavel (ours)"
-"$engine_bench" $LEAD_FULL | tee "$tmp/ours_lead_full.txt"
+# engine_bench ends with `rate lead.events_per_s X` (its batch call, OnEvents: the best of
+# three runs) and `count lead.decisions N`; a missing line fails the run below.
+"$engine_bench" $LEAD_FULL | tee "$tmp/ours_lead_full.txt" | grep -v '^count\|^rate'
 "$engine_bench" $LEAD_SLICE > "$tmp/ours_lead_slice.txt"
 for f in full slice; do
-  out=$tmp/ours_lead_$f.txt
-  # engine_bench prints "... in S s = X events/s ..." and "decisions: N; ...".
-  sed -n 's/.* = \([0-9]*\) events\/s.*/rate lead.events_per_s \1/p; s/^decisions: \([0-9]*\).*/count lead.decisions \1/p' \
-    "$out" >> "$out"
+  if [[ -z $(val "$tmp/ours_lead_$f.txt" lead.events_per_s) || -z $(val "$tmp/ours_lead_$f.txt" lead.decisions) ]]; then
+    echo "run.sh: engine_bench printed no rate or decision count" >&2
+    exit 2
+  fi
 done
 "$cpa_bench" $CPA_FULL "$tmp/cpa_full.db" | tee "$tmp/ours_cpa_full.txt" | grep -v '^count\|^rate'
 "$cpa_bench" $CPA_SLICE "$tmp/cpa_slice.db" > "$tmp/ours_cpa_slice.txt"
@@ -120,7 +123,7 @@ echo "gavel: lead scoring $(val "$tmp/ours_lead_full.txt" lead.events_per_s) eve
      "$(val "$tmp/ours_lead_slice.txt" lead.events_per_s) on the slice;" \
      "CPA condition $(val "$tmp/ours_cpa_full.txt" cpa_plain.cond_rows_per_s) rows/s (cpa_plain, full)."
 echo "Slices: peers too slow for the full workload run on the slice, and are compared with gavel on that slice."
-echo "Peers: per CPU-second of the node process; gavel lead scoring: per wall second (engine_bench); gavel CPA: per CPU-second."
+echo "Peers: per CPU-second of the node process; gavel lead scoring: per wall second (engine_bench, batch call OnEvents); gavel CPA: per CPU-second."
 echo
 printf '%-64s | %-42s | %-18s | %11s | %-28s | %s\n' "engine" "workload" "throughput" "ours/theirs" "counts" "agree"
 printf '%s\n' "$(printf '%.0s-' {1..190})"
