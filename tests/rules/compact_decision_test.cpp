@@ -27,11 +27,15 @@ using gavel::rules::SimulatedClock;
 using gavel::rules::TimeMs;
 using gavel::rules::VectorSink;
 
-constexpr const char* kProgram = R"gavel(
+// The events and the lead, shared by both programs below.
+constexpr const char* kDeclarations = R"gavel(
 event page_view { lead_id: text, page: text }
 event signup { lead_id: text, plan: text, seats: count }
 event ping { source: text }
 entity lead keyed by lead_id { stage: text = "new", plan: text }
+)gavel";
+
+constexpr const char* kProgram = R"gavel(
 score lead_score for lead {
   on page_view where page == "/" add 2
   on page_view where page like "/pricing*" add 30
@@ -80,10 +84,6 @@ rule pinged {
 // field, no field updates, event rules, journeys or `crosses below`), plus an event type
 // that does not qualify, so that batches mix the two paths.
 constexpr const char* kSimpleProgram = R"gavel(
-event page_view { lead_id: text, page: text }
-event signup { lead_id: text, plan: text, seats: count }
-event ping { source: text }
-entity lead keyed by lead_id { stage: text = "new", plan: text }
 score lead_score for lead {
   on page_view where page == "/" add 2
   on page_view where page like "/pricing*" add 30
@@ -120,7 +120,7 @@ rule pinged {
 )gavel";
 
 std::shared_ptr<const gavel::dsl::Program> Compile(const char* text) {
-  auto r = gavel::dsl::CompileSources({{"t.gavel", text}});
+  auto r = gavel::dsl::CompileSources({{"t.gavel", std::string(kDeclarations) + text}});
   INFO(gavel::dsl::RenderText(r.sources, r.diags.list()));
   REQUIRE(r.program);
   return r.program;
