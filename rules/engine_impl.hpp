@@ -678,31 +678,20 @@ struct Engine::Impl {
     return Status::Ok();
   }
 
+  // Brings every score of an entity up to time t (journeys, before they read scores; the event
+  // path does the same inline, from its plan).
   Status DecayAll(EntityRef e, TimeMs t) {
-    if (!DecayAllFast(e, t)) return TakeFailure();
+    for (std::size_t k = 0; k < e.t->score_ids.size(); ++k) {
+      Status s = Decay(e, static_cast<int>(k), t);
+      if (!s.ok()) return s;
+    }
     return Status::Ok();
   }
-  // DecayAll for the event path: false on failure, the Status kept in `failure` (the hot
-  // path passes no Status objects around: each costs a string's set-up and tear-down).
-  [[gnu::always_inline]] bool DecayAllFast(EntityRef e, TimeMs t) {
-    for (std::size_t i = 0; i < e.t->score_ids.size(); ++i) {
-      // The common cases without a call: nothing to do (already as of t), or inactivity decay
-      // with no step due yet (what Decay does for them, inline).
-      ScoreState& sc = e.t->score(i, e.n);
-      if (sc.last_activity < 0 || t <= sc.as_of) continue;
-      const TimeMs period = inactivity_period[e.t->score_ids[i]];
-      if (period > 0 && t - sc.last_activity < period && sc.steps_applied >= 0) {
-        MarkDirty(e);
-        sc.as_of = t;
-        continue;
-      }
-      if (!DecayOne(e, static_cast<int>(i), t)) return false;
-    }
-    return true;
-  }
+  // Decay for the event path: false on failure, the Status kept in `failure` (the hot path
+  // passes no Status objects around: each costs a string's set-up and tear-down).
   [[gnu::noinline]] bool DecayOne(EntityRef e, int slot, TimeMs t) { return Keep(Decay(e, slot, t)); }
 
-  // The failure of a bool-returning step of the event path (DecayAllFast, OnEntityEvent).
+  // The failure of a bool-returning step of the event path (DecayOne, OnEntityEvent, ApplySimple).
   Status failure;
   // Keeps `s` if it failed; returns whether it is ok.
   bool Keep(Status s) {
