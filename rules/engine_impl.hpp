@@ -727,11 +727,15 @@ struct Engine::Impl {
     }
   }
 
+  // Whether a change of a score from `before` to `after` crosses crossing rule r's threshold.
+  static bool Crossed(const dsl::CompiledRule& r, double before, double after) {
+    return r.direction == dsl::CrossDirection::kAbove ? (before <= r.threshold && after > r.threshold)
+                                                       : (before >= r.threshold && after < r.threshold);
+  }
+
   Status Crossings(EntityRef e, int score, double before, double after, TimeMs at, const Trigger& cause) {
     for (const auto* r : CrossingRules(score)) {
-      bool crossed = r->direction == dsl::CrossDirection::kAbove ? (before <= r->threshold && after > r->threshold)
-                                                                 : (before >= r->threshold && after < r->threshold);
-      if (!crossed) continue;
+      if (!Crossed(*r, before, after)) continue;
       Status status = FireCrossing(*r, e, p.scores[score], before, after, at, cause);
       if (!status.ok()) return status;
     }
@@ -1129,49 +1133,16 @@ struct Engine::Impl {
     auto row = [&] { return t.score_rows.data() + n * nscores; };
     // Late events are applied as of the latest time seen for the entity: decay never rewinds.
     const TimeMs at = std::max(e.time, t.rows[n].last_event);
-    // Decay up to `at`; the common cases inline (nothing to do, or inactivity decay with no
-    // step due yet), as Decay would do them. (The entity is marked changed already.)
+    // Decay up to `at` (the common cases inline: DecayDone).
     for (const ScoreStep& s : route.scores) {
-      ScoreState& sc = row()[s.k];
-      if (sc.last_activity < 0 || at <= sc.as_of) continue;
-      if (s.inactivity_period > 0 && at - sc.last_activity < s.inactivity_period && sc.steps_applied >= 0) {
-        sc.as_of = at;
-        continue;
-      }
-      if (!DecayOne(ent, s.k, at)) return false;
+      if (!DecayDone(row()[s.k], s, at) && !DecayOne(ent, s.k, at)) return false;
     }
     t.rows[n].last_event = at;
     if (!route.updates.empty()) CopyFields(e, ent, route);
     // Scores: event rules, then condition rules (`when ... once`).
     for (const ScoreStep& s : route.scores) {
-      double delta = 0;
-      if (s.any_vm) {
-        delta = ScoreDeltaVm(e, ent, s, at);
-      } else if (!s.rules.empty()) {
-        std::uint64_t once_mask = s.any_once ? t.marks(s.k, n).once_mask : 0;
-        for (const HotScoreRule& rule : s.rules) {
-          if (once_mask & rule.once_bit) continue;
-          if (!rule.cond.Test(e)) continue;
-          delta += rule.amount;
-          once_mask |= rule.once_bit;
-        }
-        if (s.any_once) t.marks(s.k, n).once_mask = once_mask;
-      }
-      ScoreState& ss = row()[s.k];
-      // Any event of the entity is activity: the inactivity clock restarts.
-      ss.last_activity = at;
-      ss.steps_applied = 0;
-      ss.as_of = at;
-      if (delta != 0) {
-        const double before = ss.value;
-        const double after = Clamp(*s.sc, before + delta);
-        ss.value = after;
-        for (const dsl::CompiledRule* r : s.crossings) {
-          const bool crossed = r->direction == dsl::CrossDirection::kAbove ? (before <= r->threshold && after > r->threshold)
-                                                                           : (before >= r->threshold && after < r->threshold);
-          if (crossed && !FireCrossingFast(*r, e, ent, s, before, after, at)) return false;
-        }
-      }
+      const double delta = s.any_vm ? ScoreDeltaVm(e, ent, s, at) : ScoreDelta(e, s, t.marks(s.k, n));
+      if (!ApplyDelta(e, ent, s, row()[s.k], delta, at)) return false;
       if (s.watched_below) ScheduleDecayTimer(ent, s.k);
     }
     if (route.rules.empty() && !route.journeys) return true;
@@ -1195,46 +1166,64 @@ struct Engine::Impl {
     const EntityRef ent{&t, n};
     MarkDirty(ent);
     const ScoreStep& s = route.scores[0];
-    EntityHeader& header = t.rows[n];
-    const TimeMs at = std::max(e.time, header.last_event);
+    const TimeMs at = std::max(e.time, t.rows[n].last_event);
     ScoreState* ss = &t.score_rows[n];  // one score per entity: row n
-    if (ss->last_activity >= 0 && at > ss->as_of) {
-      if (s.inactivity_period > 0 && at - ss->last_activity < s.inactivity_period && ss->steps_applied >= 0) {
-        ss->as_of = at;
-      } else {
-        if (!DecayOne(ent, 0, at)) return Applied::kFailed;
-        ss = &t.score_rows[n];
-      }
+    if (!DecayDone(*ss, s, at)) {
+      if (!DecayOne(ent, 0, at)) return Applied::kFailed;
+      ss = &t.score_rows[n];
     }
     t.rows[n].last_event = at;
+    const double delta = ScoreDelta(e, s, t.score_marks[n]);
+    return ApplyDelta(e, ent, s, *ss, delta, at) ? Applied::kYes : Applied::kFailed;
+  }
+
+  // The steps of applying an event to one score that both event paths share.
+  // Whether score `sc` is as of `at` without a decay step: nothing to do, or inactivity decay
+  // with no step due yet (what Decay does for them, inline; the entity is marked changed
+  // already). False: Decay must run.
+  [[gnu::always_inline]] static bool DecayDone(ScoreState& sc, const ScoreStep& s, TimeMs at) {
+    if (sc.last_activity < 0 || at <= sc.as_of) return true;
+    if (s.inactivity_period > 0 && at - sc.last_activity < s.inactivity_period && sc.steps_applied >= 0) {
+      sc.as_of = at;
+      return true;
+    }
+    return false;
+  }
+  // The sum of the amounts of the score's rules that apply to `e`, none of them needing the
+  // VM; `once` rules marked in `marks` (the score's, read only if it has `once` rules).
+  [[gnu::always_inline]] static double ScoreDelta(const Event& e, const ScoreStep& s, ScoreMarks& marks) {
     double delta = 0;
-    std::uint64_t once_mask = s.any_once ? t.score_marks[n].once_mask : 0;
-    const HotScoreRule* rule = s.rules.data();
-    const HotScoreRule* const end = rule + s.rules.size();
-    for (; rule != end; ++rule) {
+    std::uint64_t once_mask = s.any_once ? marks.once_mask : 0;
+    const HotScoreRule* const end = s.rules.data() + s.rules.size();
+    for (const HotScoreRule* rule = s.rules.data(); rule != end; ++rule) {
       if (once_mask & rule->once_bit) continue;
       if (!rule->cond.Test(e)) continue;
       delta += rule->amount;
       once_mask |= rule->once_bit;
     }
-    if (s.any_once) t.score_marks[n].once_mask = once_mask;
-    ss->last_activity = at;
-    ss->steps_applied = 0;
-    ss->as_of = at;
-    if (delta == 0) return Applied::kYes;
-    const double before = ss->value;
-    const double after = std::min(std::max(before + delta, s.floor), s.cap);  // Clamp
-    ss->value = after;
-    // A crossing rule fires only if one of the score's thresholds lies between the values.
-    if (!(std::min(before, after) <= s.max_threshold && std::max(before, after) >= s.min_threshold)) return Applied::kYes;
-    return CrossingsSimple(e, ent, s, before, after, at) ? Applied::kYes : Applied::kFailed;
+    if (s.any_once) marks.once_mask = once_mask;
+    return delta;
   }
+  // The event's activity on score `ss` (the inactivity clock restarts) and its change by
+  // `delta`, clamped, with the crossing rules it sets off. False on failure (in `failure`).
+  [[gnu::always_inline]] bool ApplyDelta(const Event& e, EntityRef ent, const ScoreStep& s, ScoreState& ss,
+                                         double delta, TimeMs at) {
+    ss.last_activity = at;
+    ss.steps_applied = 0;
+    ss.as_of = at;
+    if (delta == 0) return true;
+    const double before = ss.value;
+    const double after = std::min(std::max(before + delta, s.floor), s.cap);  // Clamp
+    ss.value = after;
+    // A crossing rule fires only if one of the score's thresholds lies between the values.
+    if (!(std::min(before, after) <= s.max_threshold && std::max(before, after) >= s.min_threshold)) return true;
+    return CrossingsSimple(e, ent, s, before, after, at);
+  }
+  // The crossing rules of score step `s` that the change crosses, fired in order.
   [[gnu::noinline]] bool CrossingsSimple(const Event& e, EntityRef ent, const ScoreStep& s, double before, double after,
                                          TimeMs at) {
     for (const dsl::CompiledRule* r : s.crossings) {
-      const bool crossed = r->direction == dsl::CrossDirection::kAbove ? (before <= r->threshold && after > r->threshold)
-                                                                       : (before >= r->threshold && after < r->threshold);
-      if (crossed && !FireCrossingFast(*r, e, ent, s, before, after, at)) return false;
+      if (Crossed(*r, before, after) && !FireCrossingFast(*r, e, ent, s, before, after, at)) return false;
     }
     return true;
   }
