@@ -7,6 +7,7 @@
 #include "rules/engine.hpp"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <limits>
 #include <optional>
@@ -1649,13 +1650,50 @@ struct Engine::Impl {
   const dsl::Schedule* ScheduleOf(const std::string& unit) const;
   Status RunScheduledRule(const dsl::CompiledRule& r, TimeMs at);
   Status RunAlert(const dsl::CompiledAlert& a, TimeMs at);
+  // One tick's window rows, lined up by entity: `keys` is the sorted union of the keys of all
+  // queries, and at[q][i] is the row of keys[i] in query q (null when that query has none).
   struct TickData {
-    std::vector<std::unordered_map<std::string, const WindowRow*>> by_key;  // per query
-    std::vector<std::vector<WindowRow>> rows;
+    std::vector<std::vector<WindowRow>> rows;       // per query, as the warehouse returned them
+    std::vector<std::vector<const WindowRow*>> at;  // per query, per key position
     std::vector<WindowBounds> bounds;
-    std::vector<std::string> keys;  // sorted union of entity keys
-    std::string newest;             // the table's newest time ("" when not read)
+    std::vector<std::string> keys;
+    std::string newest;  // the table's newest time ("" when not read)
+    static constexpr std::size_t kAbsent = static_cast<std::size_t>(-1);
+    // The position of `key` in `keys`, or kAbsent.
+    std::size_t Position(const std::string& key) const {
+      auto it = std::lower_bound(keys.begin(), keys.end(), key);
+      return it != keys.end() && *it == key ? static_cast<std::size_t>(it - keys.begin()) : kAbsent;
+    }
+    const WindowRow* Row(std::size_t query, std::size_t pos) const {
+      return pos == kAbsent ? nullptr : at[query][pos];
+    }
   };
+  // A scheduled unit's slots as columns over a tick's keys (Evaluator::RunBatch/TestBatch), with
+  // the lets run over them in order: column k at row i is what RowSlots gives slot k of keys[i].
+  struct TickColumns {
+    std::vector<SlotColumn> cols;
+    std::vector<std::vector<double>> numbers;  // per slot; empty unless the slot is all numbers
+    std::vector<std::vector<Value>> values;    // per slot; empty unless it has other values
+    Value At(std::size_t slot, std::size_t row) const {
+      const SlotColumn& c = cols[slot];
+      if (c.numbers) return Value::Number(c.numbers[row]);
+      if (c.values) return c.values[row];
+      return Value::Null();
+    }
+    std::vector<Value> Row(std::size_t row) const {
+      std::vector<Value> v(cols.size());
+      for (std::size_t k = 0; k < cols.size(); ++k) v[k] = At(k, row);
+      return v;
+    }
+  };
+  static void LineUpByKey(TickData& data);
+  // Fills `out` for the keys at positions [begin, begin + rows) (row i of the columns is key
+  // begin + i) and runs the lets over them.
+  void FillTickColumns(const std::vector<dsl::SlotRef>& slots, const std::vector<dsl::WindowQuery>& queries,
+                       const std::vector<std::pair<std::string, dsl::CompiledExpr>>& lets, const TickData& data,
+                       const dsl::TableInfo& table, std::size_t begin, std::size_t rows, TickColumns& out);
+  // Keys per block of a scheduled rule's batch evaluation: the block's columns stay in cache.
+  static constexpr std::size_t kTickBlock = 4096;
   // The last history read per alert test, reused while the window and the table's newest row
   // are unchanged (a 15-minute alert on an hourly table reads the same 28 days four times).
   struct HistoryCache {
@@ -1663,11 +1701,19 @@ struct Engine::Impl {
     std::vector<HistoryRow> rows;
   };
   std::map<std::string, HistoryCache> history_cache;
+  // A scheduled rule's block of columns, condition results and confidence thresholds, kept
+  // between blocks and ticks for their memory.
+  TickColumns tick_columns;
+  std::array<bool, kTickBlock> tick_holds{};
+  std::vector<Value> tick_thresholds;
   bool ReadWindows(const std::string& kind, const std::string& name, const std::string& version,
                    const dsl::TableInfo& table, const std::vector<dsl::WindowQuery>& queries, TimeMs at,
                    TickData& out, Status& status);
+  // The slots of one key (pos: its position in data.keys, or kAbsent: no rows, as for an
+  // alert still firing on an entity that left the window).
   std::vector<Value> RowSlots(const std::vector<dsl::SlotRef>& slots, const std::vector<dsl::WindowQuery>& queries,
-                              const TickData& data, const dsl::TableInfo& table, const std::string& key);
+                              const TickData& data, const dsl::TableInfo& table, const std::string& key,
+                              std::size_t pos);
   Status RunReallocation(const dsl::CompiledRule& r, const dsl::TableInfo& table, const TickData& data, TimeMs at,
                          const nlohmann::ordered_json& window);
 

@@ -208,9 +208,9 @@ bool Engine::Impl::ReadWindows(const std::string& kind, const std::string& name,
     }
   }
   out.rows.assign(queries.size(), {});
-  out.by_key.assign(queries.size(), {});
+  out.at.assign(queries.size(), {});
   out.bounds.assign(queries.size(), {});
-  std::set<std::string> keys;
+  out.keys.clear();
   for (std::size_t i = 0; i < queries.size(); ++i) {
     std::string error;
     if (!WindowFor(queries[i].window, table.grain, zone, at, out.bounds[i], error)) {
@@ -220,51 +220,178 @@ bool Engine::Impl::ReadWindows(const std::string& kind, const std::string& name,
     if (!rows.ok()) return skip("error", {{"error", rows.status().message()}}, true);
     out.rows[i] = std::move(rows.value());
   }
-  // Index after all rows are in place (pointers into the vectors stay valid from here on).
-  for (std::size_t i = 0; i < queries.size(); ++i) {
-    for (const auto& r : out.rows[i]) {
-      out.by_key[i][r.key] = &r;
-      keys.insert(r.key);
-    }
-  }
-  out.keys.assign(keys.begin(), keys.end());
+  LineUpByKey(out);
   h.ok = true;
   h.last_error.clear();
   return true;
 }
 
+namespace {
+
+// An aggregate's value when its query has no row for the key: sums and counts over no rows are
+// 0 (nothing spent, nothing counted); anything else has no value.
+bool ZeroWhenNoRows(const dsl::WindowQuery& q, int aggregate) {
+  return q.aggregates[aggregate].fn == dsl::AggFn::kSum || q.aggregates[aggregate].fn == dsl::AggFn::kCount;
+}
+
+// Where dim slot `s` comes from: the key itself, or the dim of the first query (in query order)
+// that has a row for the key and selects that dim.
+struct DimSource {
+  bool is_key = false;
+  std::vector<std::pair<std::size_t, std::size_t>> dims;  // (query, position in its dims)
+};
+
+DimSource SourceOf(const dsl::SlotRef& s, const std::vector<dsl::WindowQuery>& queries, const dsl::TableInfo& table) {
+  DimSource src;
+  src.is_key = s.name == table.key;
+  for (std::size_t q = 0; q < queries.size(); ++q) {
+    const auto& dims = queries[q].dims;
+    auto d = std::find(dims.begin(), dims.end(), s.name);
+    if (d != dims.end()) src.dims.emplace_back(q, static_cast<std::size_t>(d - dims.begin()));
+  }
+  return src;
+}
+
+template <typename RowOf>
+Value DimValue(const DimSource& src, const std::string& key, RowOf&& row_of) {
+  if (src.is_key) return Value::Text(key);
+  for (const auto& [q, d] : src.dims) {
+    if (const WindowRow* row = row_of(q)) return row->dims[d].view();
+  }
+  return Value::Null();
+}
+
+}  // namespace
+
+// Lines the rows of every query up by key. The window SQL orders its rows by key, but in the
+// database's order (numbers as numbers, a collation), so each query's rows are checked against
+// the string order and sorted when they differ; then the queries are merged. A key that a
+// query returns twice keeps its last row.
+void Engine::Impl::LineUpByKey(TickData& data) {
+  const std::size_t n_queries = data.rows.size();
+  std::vector<std::vector<const WindowRow*>> sorted(n_queries);
+  for (std::size_t q = 0; q < n_queries; ++q) {
+    std::vector<const WindowRow*> v;
+    v.reserve(data.rows[q].size());
+    for (const auto& r : data.rows[q]) v.push_back(&r);
+    auto less = [](const WindowRow* a, const WindowRow* b) { return a->key < b->key; };
+    if (!std::is_sorted(v.begin(), v.end(), less)) std::stable_sort(v.begin(), v.end(), less);
+    auto& out = sorted[q];
+    out.reserve(v.size());
+    for (const WindowRow* r : v) {
+      if (!out.empty() && out.back()->key == r->key) {
+        out.back() = r;
+      } else {
+        out.push_back(r);
+      }
+    }
+  }
+  std::size_t most = 0;
+  for (const auto& v : sorted) most = std::max(most, v.size());
+  data.keys.reserve(most);
+  for (auto& a : data.at) a.reserve(most);
+  std::vector<std::size_t> next(n_queries, 0);
+  for (;;) {
+    const std::string* least = nullptr;
+    for (std::size_t q = 0; q < n_queries; ++q) {
+      if (next[q] < sorted[q].size() && (!least || sorted[q][next[q]]->key < *least)) least = &sorted[q][next[q]]->key;
+    }
+    if (!least) break;
+    data.keys.push_back(*least);
+    const std::string& key = data.keys.back();
+    for (std::size_t q = 0; q < n_queries; ++q) {
+      const bool here = next[q] < sorted[q].size() && sorted[q][next[q]]->key == key;
+      data.at[q].push_back(here ? sorted[q][next[q]++] : nullptr);
+    }
+  }
+}
+
 std::vector<Value> Engine::Impl::RowSlots(const std::vector<dsl::SlotRef>& slots,
                                           const std::vector<dsl::WindowQuery>& queries, const TickData& data,
-                                          const dsl::TableInfo& table, const std::string& key) {
+                                          const dsl::TableInfo& table, const std::string& key, std::size_t pos) {
   std::vector<Value> values(slots.size());
   for (std::size_t i = 0; i < slots.size(); ++i) {
     const auto& s = slots[i];
     if (s.kind == dsl::SlotKind::kAggregate) {
-      auto it = data.by_key[s.query].find(key);
-      if (it != data.by_key[s.query].end() && it->second->aggregates[s.index]) {
-        values[i] = Value::Number(*it->second->aggregates[s.index]);
-      } else if (queries[s.query].aggregates[s.index].fn == dsl::AggFn::kSum ||
-                 queries[s.query].aggregates[s.index].fn == dsl::AggFn::kCount) {
-        values[i] = Value::Number(0);  // no rows in that window: nothing spent, nothing counted
+      const WindowRow* row = data.Row(s.query, pos);
+      if (row && row->aggregates[s.index]) {
+        values[i] = Value::Number(*row->aggregates[s.index]);
+      } else if (ZeroWhenNoRows(queries[s.query], s.index)) {
+        values[i] = Value::Number(0);
       }
     } else if (s.kind == dsl::SlotKind::kDim) {
-      if (s.name == table.key) {
-        values[i] = Value::Text(key);
-        continue;
-      }
-      for (std::size_t q = 0; q < queries.size(); ++q) {
-        auto it = data.by_key[q].find(key);
-        if (it == data.by_key[q].end()) continue;
-        const auto& dims = queries[q].dims;
-        auto d = std::find(dims.begin(), dims.end(), s.name);
-        if (d != dims.end()) {
-          values[i] = it->second->dims[d - dims.begin()].view();
-          break;
-        }
-      }
+      values[i] = DimValue(SourceOf(s, queries, table), key, [&](std::size_t q) { return data.Row(q, pos); });
     }
   }
   return values;
+}
+
+void Engine::Impl::FillTickColumns(const std::vector<dsl::SlotRef>& slots,
+                                   const std::vector<dsl::WindowQuery>& queries,
+                                   const std::vector<std::pair<std::string, dsl::CompiledExpr>>& lets,
+                                   const TickData& data, const dsl::TableInfo& table, std::size_t begin,
+                                   std::size_t n, TickColumns& out) {
+  out.cols.assign(slots.size(), {});
+  out.numbers.resize(slots.size());
+  out.values.resize(slots.size());
+  for (std::size_t k = 0; k < slots.size(); ++k) {
+    const auto& s = slots[k];
+    out.numbers[k].clear();  // keeps the memory for the next block
+    out.values[k].clear();
+    if (s.kind == dsl::SlotKind::kAggregate) {
+      // A number on every row unless an aggregate has no value (then the column holds Values).
+      const WindowRow* const* at = data.at[s.query].data() + begin;
+      const bool zero = ZeroWhenNoRows(queries[s.query], s.index);
+      auto& x = out.numbers[k];
+      x.resize(n);
+      bool all = true;
+      for (std::size_t i = 0; i < n; ++i) {
+        const WindowRow* row = at[i];
+        if (row && row->aggregates[s.index]) {
+          x[i] = *row->aggregates[s.index];
+        } else {
+          x[i] = 0;
+          all = all && zero;
+        }
+      }
+      if (all) {
+        out.cols[k].numbers = x.data();
+        continue;
+      }
+      auto& v = out.values[k];
+      v.resize(n);
+      for (std::size_t i = 0; i < n; ++i) {
+        const WindowRow* row = at[i];
+        v[i] = row && row->aggregates[s.index] ? Value::Number(x[i]) : zero ? Value::Number(0) : Value::Null();
+      }
+      x.clear();
+      out.cols[k].values = v.data();
+    } else if (s.kind == dsl::SlotKind::kDim) {
+      const DimSource src = SourceOf(s, queries, table);
+      auto& v = out.values[k];
+      v.resize(n);
+      for (std::size_t i = begin; i < begin + n; ++i) {
+        v[i - begin] = DimValue(src, data.keys[i], [&](std::size_t q) { return data.at[q][i]; });
+      }
+      out.cols[k].values = v.data();
+    }
+  }
+  // The lets, in order, each over every row; a let's column is null until it has run (as in
+  // RunLets, where a let reads only the lets before it).
+  for (std::size_t l = 0; l < lets.size(); ++l) {
+    std::size_t first = slots.size();
+    for (std::size_t k = 0; k < slots.size(); ++k) {
+      if (slots[k].kind != dsl::SlotKind::kLet || slots[k].index != static_cast<int>(l)) continue;
+      if (first == slots.size()) {
+        first = k;
+        out.values[k].resize(n);
+        ev.RunBatch(lets[l].second, out.cols.data(), n, out.values[k].data());
+      } else {
+        out.values[k] = out.values[first];
+      }
+      out.cols[k].values = out.values[k].data();
+    }
+  }
 }
 
 Status Engine::Impl::RunScheduledRule(const dsl::CompiledRule& r, TimeMs at) {
@@ -292,87 +419,110 @@ Status Engine::Impl::RunScheduledRule(const dsl::CompiledRule& r, TimeMs at) {
   TickData data;
   Status status;
   if (!ReadWindows("rule", r.name, r.version, *table, r.queries, at, data, status)) return status;
+  // The evidence's window is the scope's (`over last 3d`); values with windows of their own
+  // name them in their evidence keys (`sum(spend) over last 1d`).
   nlohmann::ordered_json window = nlohmann::ordered_json::object();
   if (!data.bounds.empty()) {
-    window["from"] = data.bounds[0].from;
-    window["to"] = data.bounds[0].to;
+    std::size_t q = 0;
+    while (q < r.queries.size() && (r.queries[q].window.kind != r.scope->window.kind ||
+                                    r.queries[q].window.seconds != r.scope->window.seconds)) {
+      ++q;
+    }
+    const WindowBounds& b = data.bounds[q < r.queries.size() ? q : 0];
+    window["from"] = b.from;
+    window["to"] = b.to;
   }
   if (r.scope->across) return RunReallocation(r, *table, data, at, window);
-  for (const auto& key : data.keys) {
-    std::vector<Value> values = RowSlots(r.slots, r.queries, data, *table, key);
-    std::vector<std::string> keep;
-    RunLets(r.lets, r.slots, values, keep);
-    bool plain = ev.Test(r.condition, values.data());
-    // The evidence is built only for rows that make a record: the common row does not fire
-    // and is only counted (unless every evaluation is logged).
-    if (!plain && !r.confidence && !opts.log_every_evaluation) {
-      NotFiredRule(r);
-      continue;
-    }
-    nlohmann::ordered_json evidence;
-    evidence["window"] = window;
-    AddEvidence(evidence, r.slots, values);
-    bool act = plain;
+  // The lets and the condition run over a block of keys at a time (columns, Evaluator::RunBatch
+  // and TestBatch); only the rows that make a record are then taken one by one. The common row
+  // does not fire and is only counted (unless every evaluation is logged). With a confidence
+  // test, the test alone decides (it handles zero conversions, where the plain ratio has no
+  // value); the plain comparison only tells "close, but not sure".
+  const std::size_t n = data.keys.size();
+  const bool every_row = r.confidence || opts.log_every_evaluation;
+  PoissonBoundMemo bounds;
+  for (std::size_t begin = 0; begin < n; begin += kTickBlock) {
+    const std::size_t m = std::min(kTickBlock, n - begin);
+    FillTickColumns(r.slots, r.queries, r.lets, data, *table, begin, m, tick_columns);
+    const std::size_t holds = ev.TestBatch(r.condition, tick_columns.cols.data(), m, tick_holds.data());
+    if (!every_row) rule_not_fired[&r - p.rules.data()] += m - holds;
     if (r.confidence) {
-      // With a confidence test, the test alone decides (it handles zero conversions, where the
-      // plain ratio has no value); the plain comparison only tells "close, but not sure".
-      const auto& c = *r.confidence;
-      auto row = data.by_key[c.cost_query].find(key);
-      double cost = 0, count = 0;
-      if (row != data.by_key[c.cost_query].end()) {
-        cost = row->second->aggregates[c.cost_aggregate].value_or(0);
-        count = row->second->aggregates[c.count_aggregate].value_or(0);
-      }
-      Value threshold = ev.Run(c.threshold, values.data());
-      if (threshold.kind != Value::Kind::kNumber) {
-        NotFiredRule(r);
-        continue;
-      }
+      tick_thresholds.resize(m);
+      ev.RunBatch(r.confidence->threshold, tick_columns.cols.data(), m, tick_thresholds.data());
+    }
+    for (std::size_t j = 0; j < m; ++j) {
+      const std::size_t i = begin + j;
+      const bool plain = tick_holds[j];
+      if (!plain && !every_row) continue;
+      bool act = plain;
       CostPerCountTest test;
-      test.cost = cost;
-      test.count = count;
-      test.threshold = threshold.num;
-      test.level = c.level;
-      test.above = c.above;
-      CostPerCountResult res = TestCostPerCount(test);
-      nlohmann::ordered_json cj;
-      cj["level"] = c.level;
-      cj["cost"] = cost;
-      cj["count"] = count;
-      cj["threshold"] = threshold.num;
-      cj["bound"] = std::isfinite(res.bound) ? nlohmann::ordered_json(res.bound) : nlohmann::ordered_json(nullptr);
-      cj["pass"] = res.pass;
-      evidence["confidence"] = cj;
-      act = res.pass;
-      if (!res.pass && plain) {
-        Status s = EmitRuleOutcome(r, at, trigger, table->name, key, "skipped", "below_confidence", std::move(evidence));
+      CostPerCountResult res;
+      if (r.confidence) {
+        const auto& c = *r.confidence;
+        if (tick_thresholds[j].kind != Value::Kind::kNumber) {
+          NotFiredRule(r);
+          continue;
+        }
+        if (const WindowRow* row = data.at[c.cost_query][i]) {
+          test.cost = row->aggregates[c.cost_aggregate].value_or(0);
+          test.count = row->aggregates[c.count_aggregate].value_or(0);
+        }
+        test.threshold = tick_thresholds[j].num;
+        test.level = c.level;
+        test.above = c.above;
+        res = TestCostPerCount(test, bounds);
+        act = res.pass;
+        // Neither acting nor close: counted, and recorded only when every evaluation is.
+        if (!act && !plain && !opts.log_every_evaluation) {
+          NotFiredRule(r);
+          continue;
+        }
+      }
+      // This row makes a record: its values and evidence.
+      const std::string& key = data.keys[i];
+      std::vector<Value> values = tick_columns.Row(j);
+      nlohmann::ordered_json evidence;
+      evidence["window"] = window;
+      AddEvidence(evidence, r.slots, values);
+      if (r.confidence) {
+        nlohmann::ordered_json cj;
+        cj["level"] = test.level;
+        cj["cost"] = test.cost;
+        cj["count"] = test.count;
+        cj["threshold"] = test.threshold;
+        cj["bound"] = std::isfinite(res.bound) ? nlohmann::ordered_json(res.bound) : nlohmann::ordered_json(nullptr);
+        cj["pass"] = res.pass;
+        evidence["confidence"] = cj;
+        if (!res.pass && plain) {
+          Status s = EmitRuleOutcome(r, at, trigger, table->name, key, "skipped", "below_confidence", std::move(evidence));
+          if (!s.ok()) return s;
+          continue;
+        }
+      }
+      if (!act) {
+        Status s = NotFired(r, at, trigger, table->name, key, std::move(evidence));
         if (!s.ok()) return s;
         continue;
       }
-    }
-    if (!act) {
-      Status s = NotFired(r, at, trigger, table->name, key, std::move(evidence));
+      Decision d = NewDecision("rule", r.name, r.version, at);
+      d.trigger = trigger;
+      d.entity_type = table->name;
+      d.entity_id = key;
+      d.evidence = std::move(evidence);
+      std::string skip = Throttle(r.name, r.meta, key, at, d.evidence);
+      if (!skip.empty()) {
+        d.outcome = "skipped";
+        d.reason = skip;
+      } else {
+        d.outcome = "fired";
+        d.reason = ModeName(r.meta.mode);
+        for (const auto& a : r.actions) d.actions.push_back(Intend(a, r.slots, values, table->name, key, r.meta.mode));
+        h.fired++;
+        Fired(r.name, r.meta, key, at);
+      }
+      Status s = Emit(d);
       if (!s.ok()) return s;
-      continue;
     }
-    Decision d = NewDecision("rule", r.name, r.version, at);
-    d.trigger = trigger;
-    d.entity_type = table->name;
-    d.entity_id = key;
-    d.evidence = std::move(evidence);
-    std::string skip = Throttle(r.name, r.meta, key, at, d.evidence);
-    if (!skip.empty()) {
-      d.outcome = "skipped";
-      d.reason = skip;
-    } else {
-      d.outcome = "fired";
-      d.reason = ModeName(r.meta.mode);
-      for (const auto& a : r.actions) d.actions.push_back(Intend(a, r.slots, values, table->name, key, r.meta.mode));
-      h.fired++;
-      Fired(r.name, r.meta, key, at);
-    }
-    Status s = Emit(d);
-    if (!s.ok()) return s;
   }
   return Status::Ok();
 }
@@ -391,8 +541,9 @@ Status Engine::Impl::RunReallocation(const dsl::CompiledRule& r, const dsl::Tabl
   for (std::size_t i = 0; i < r.slots.size(); ++i) {
     if (r.slots[i].kind == dsl::SlotKind::kDim && r.slots[i].name == "budget") budget_slot = static_cast<int>(i);
   }
-  for (const auto& key : data.keys) {
-    std::vector<Value> values = RowSlots(r.slots, r.queries, data, table, key);
+  for (std::size_t i = 0; i < data.keys.size(); ++i) {
+    const std::string& key = data.keys[i];
+    std::vector<Value> values = RowSlots(r.slots, r.queries, data, table, key, i);
     std::vector<std::string> keep;
     RunLets(r.lets, r.slots, values, keep);
     Member m;
@@ -514,17 +665,18 @@ Status Engine::Impl::RunAlert(const dsl::CompiledAlert& a, TimeMs at) {
   std::vector<std::pair<std::string, nlohmann::ordered_json>> started, repeated, resolved;
   const std::string trigger = "tick:" + FormatTime(at);
   for (const auto& key : keys) {
-    std::vector<Value> values = RowSlots(a.slots, a.queries, data, *table, key);
+    const std::size_t pos = data.Position(key);
+    std::vector<Value> values = RowSlots(a.slots, a.queries, data, *table, key, pos);
     nlohmann::ordered_json tests = nlohmann::ordered_json::array();
     for (std::size_t i = 0; i < a.slots.size(); ++i) {
       const auto& s = a.slots[i];
       if (s.kind != dsl::SlotKind::kAnomaly) continue;
       const auto& an = a.anomalies[s.index];
-      auto row = data.by_key[an.subject_query].find(key);
+      const WindowRow* row = data.Row(an.subject_query, pos);
       double observed = 0, observed_per = 0;
-      if (row != data.by_key[an.subject_query].end()) {
-        observed = row->second->aggregates[an.subject_aggregate].value_or(0);
-        if (an.per_aggregate >= 0) observed_per = row->second->aggregates[an.per_aggregate].value_or(0);
+      if (row) {
+        observed = row->aggregates[an.subject_aggregate].value_or(0);
+        if (an.per_aggregate >= 0) observed_per = row->aggregates[an.per_aggregate].value_or(0);
       }
       const auto& hist = history[s.index][key];
       AnomalyResult res = TestAnomaly(an, *table, hist, bucket, data.bounds[an.subject_query].to_ms, observed, observed_per);
@@ -540,7 +692,7 @@ Status Engine::Impl::RunAlert(const dsl::CompiledAlert& a, TimeMs at) {
     }
     std::vector<std::string> keep;
     RunLets(a.lets, a.slots, values, keep);
-    bool cond = data.by_key.empty() || data.by_key[0].count(key) ? ev.Test(a.condition, values.data()) : false;
+    bool cond = data.at.empty() || data.Row(0, pos) ? ev.Test(a.condition, values.data()) : false;
     AlertEntity& st = states[key];
     if (opts.track_state) dirty_alerts.emplace(a.name, key);
     nlohmann::ordered_json evidence;

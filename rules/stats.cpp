@@ -434,7 +434,23 @@ const char* StatStatusName(StatStatus s) {
 
 // ------------------------------------------------------------------ cost per count
 
-CostPerCountResult TestCostPerCount(const CostPerCountTest& t) {
+double PoissonBoundMemo::Bound(double count, double level, bool above) {
+  auto compute = [&] { return above ? PoissonUpper(count, level) : PoissonLower(count, level); };
+  if (!(count >= 0 && count < static_cast<double>(kCounts)) || count != std::floor(count)) return compute();
+  if (level != level_ || above != above_ || mu_.empty()) {
+    level_ = level;
+    above_ = above;
+    mu_.assign(kCounts, kNaN);
+  }
+  double& mu = mu_[static_cast<std::size_t>(count)];
+  if (std::isnan(mu)) mu = compute();
+  return mu;
+}
+
+namespace {
+
+template <typename Mu>
+CostPerCountResult CostPerCount(const CostPerCountTest& t, Mu&& mu_of) {
   CostPerCountResult r;
   if (!std::isfinite(t.cost) || t.cost < 0 || !std::isfinite(t.count) || t.count < 0 ||
       !std::isfinite(t.threshold) || !(t.level > 0 && t.level < 1)) {
@@ -443,11 +459,11 @@ CostPerCountResult TestCostPerCount(const CostPerCountTest& t) {
   r.status = StatStatus::kOk;
   if (t.count > 0) r.point_estimate = t.cost / t.count;
   if (t.above) {
-    const double mu_hi = PoissonUpper(t.count, t.level);
+    const double mu_hi = mu_of();
     r.bound = t.cost / mu_hi;  // mu_hi > 0 always (at least -ln(1 - level))
     r.pass = t.cost > 0 && r.bound > t.threshold;
   } else {
-    const double mu_lo = PoissonLower(t.count, t.level);
+    const double mu_lo = mu_of();
     r.bound = mu_lo > 0 ? t.cost / mu_lo : kInf;
     r.pass = std::isfinite(r.bound) && r.bound < t.threshold;
   }
@@ -455,6 +471,16 @@ CostPerCountResult TestCostPerCount(const CostPerCountTest& t) {
     r = CostPerCountResult{};
   }
   return r;
+}
+
+}  // namespace
+
+CostPerCountResult TestCostPerCount(const CostPerCountTest& t) {
+  return CostPerCount(t, [&] { return t.above ? PoissonUpper(t.count, t.level) : PoissonLower(t.count, t.level); });
+}
+
+CostPerCountResult TestCostPerCount(const CostPerCountTest& t, PoissonBoundMemo& memo) {
+  return CostPerCount(t, [&] { return memo.Bound(t.count, t.level, t.above); });
 }
 
 // ------------------------------------------------------------------ anomaly baselines

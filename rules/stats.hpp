@@ -31,6 +31,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <vector>
 #include <span>
 
 namespace gavel::rules {
@@ -140,6 +141,22 @@ struct CostPerCountResult {
 // Invalid input (NaN, infinities, cost < 0, count < 0, level outside (0, 1)) gives
 // {pass = false, status = kInvalidInput}.
 CostPerCountResult TestCostPerCount(const CostPerCountTest& t);
+
+// The Poisson bounds a run of TestCostPerCount calls has computed, by whole count (a tick of a
+// CPA rule tests every ad set at one level, and most have one of a few dozen conversion
+// counts). Holds one level and direction; another resets it. The results are the same as
+// without it, bit for bit.
+class PoissonBoundMemo {
+ public:
+  double Bound(double count, double level, bool above);
+
+ private:
+  static constexpr std::size_t kCounts = 4096;  // whole counts below this are kept
+  double level_ = -1;
+  bool above_ = true;
+  std::vector<double> mu_;  // NaN: not computed yet
+};
+CostPerCountResult TestCostPerCount(const CostPerCountTest& t, PoissonBoundMemo& memo);
 
 // ------------------------------------------------------------------ anomaly baselines
 

@@ -123,7 +123,7 @@ echo "gavel: lead scoring $(val "$tmp/ours_lead_full.txt" lead.events_per_s) eve
      "$(val "$tmp/ours_lead_slice.txt" lead.events_per_s) on the slice;" \
      "CPA condition $(val "$tmp/ours_cpa_full.txt" cpa_plain.cond_rows_per_s) rows/s (cpa_plain, full)."
 echo "Slices: peers too slow for the full workload run on the slice, and are compared with gavel on that slice."
-echo "Peers: per CPU-second of the node process; gavel lead scoring: per wall second (engine_bench, batch call OnEvents); gavel CPA: per CPU-second."
+echo "Peers: per CPU-second of the node process; gavel lead scoring: per wall second (engine_bench, batch call OnEvents); gavel CPA: per CPU-second, the condition as the engine's ticks run it (blocks of 4,096 rows)."
 echo
 printf '%-64s | %-42s | %-18s | %11s | %-28s | %s\n' "engine" "workload" "throughput" "ours/theirs" "counts" "agree"
 printf '%s\n' "$(printf '%.0s-' {1..190})"

@@ -319,6 +319,119 @@ rule reads_missing {
   CHECK(health.at("rule:pause_high_cpa").ok);
 }
 
+namespace {
+
+// A daily table whose key column holds integers, so that SQLite orders the window rows
+// numerically (2, 9, 10, 100) while the engine's keys are texts ("10" < "100" < "2" < "9").
+constexpr const char* kNumbered = R"(
+table adset_num from warehouse "adset_num" {
+  key adset_id
+  time day
+  dims channel: text, target_cpa: money(USD)
+  facts spend: money(USD), conversions: count
+  freshness 36h
+}
+rule spend_over_target {
+  owner "paid@example.com"
+  every 1d
+  for each adset in adset_num over last 3d where channel == "meta"
+  let recent = spend over last 1d
+  let total = sum(spend)
+  when total > adset.target_cpa and recent > 0 USD
+  then pause adset
+  mode live
+}
+)";
+
+// Ad set `id`: `days` daily rows ending 2026-10-03, each spending `spend`, target 100 USD.
+void NumberedAdSet(Warehouse& w, int id, int days, double spend, const std::string& channel = "meta") {
+  for (int d = 3; d > 3 - days; --d) {
+    w.Exec("INSERT INTO adset_num VALUES(" + std::to_string(id) + ", '2026-10-0" + std::to_string(d) + "', '" + channel +
+           "', 100, " + std::to_string(spend) + ", 0)");
+  }
+}
+
+}  // namespace
+
+TEST_CASE("a scheduled rule pairs each key's rows across windows, whatever order the warehouse returns them in",
+          "[engine]") {
+  Warehouse w("numbered");
+  w.Exec("CREATE TABLE adset_num(adset_id INTEGER, day TEXT, channel TEXT, target_cpa REAL, spend REAL, "
+         "conversions INTEGER)");
+  NumberedAdSet(w, 2, 3, 40);    // 120 over 3 days, 40 yesterday: fires
+  NumberedAdSet(w, 9, 3, 20);    // 60: below target
+  NumberedAdSet(w, 10, 1, 150);  // 150, all yesterday: fires
+  NumberedAdSet(w, 100, 3, 50);  // 150 over 3 days...
+  w.Exec("DELETE FROM adset_num WHERE adset_id = 100 AND day = '2026-10-03'");  // ...but nothing yesterday: 100
+  NumberedAdSet(w, 100, 1, 0);   // a zero row yesterday: recent = 0, does not fire
+  NumberedAdSet(w, 55, 3, 90);   // 270 over 3 days...
+  w.Exec("DELETE FROM adset_num WHERE adset_id = 55 AND day = '2026-10-03'");  // ...none in the 1d window
+  NumberedAdSet(w, 7, 3, 90, "google");  // outside the scope's `where`: in neither window
+  gavel::rules::SimulatedClock clock(T("2026-10-03T23:00:00Z"));
+  VectorSink sink;
+  gavel::rules::EngineOptions options;
+  options.log_every_evaluation = true;
+  Engine engine(CompileProgram(kNumbered), {&clock, &sink, w.Open()}, options);
+  engine.Start(clock.Now());
+  clock.Set(T("2026-10-04T01:00:00Z"));
+  REQUIRE(engine.AdvanceTo(clock.Now()).ok());
+  std::string tick = sink.decisions.empty() ? "" : gavel::rules::FormatTime(sink.decisions[0].event_time);
+  // Every key of either window, in text order, each with its own numbers.
+  CHECK(Render(sink.decisions) == tick + " rule spend_over_target 10 fired (live)\n" +
+                                      tick + " rule spend_over_target 100 not_fired (condition_false)\n" +
+                                      tick + " rule spend_over_target 2 fired (live)\n" +
+                                      tick + " rule spend_over_target 55 not_fired (condition_false)\n" +
+                                      tick + " rule spend_over_target 9 not_fired (condition_false)\n");
+  REQUIRE(sink.decisions.size() >= 5);
+  auto evidence = [&](std::size_t i) { return sink.decisions[i].evidence; };
+  CHECK(evidence(0)["total"] == 150.0);
+  CHECK(evidence(0)["recent"] == 150.0);
+  CHECK(evidence(1)["total"] == 100.0);
+  CHECK(evidence(1)["recent"] == 0.0);
+  CHECK(evidence(2)["total"] == 120.0);
+  CHECK(evidence(2)["recent"] == 40.0);
+  CHECK(evidence(2)["target_cpa"] == 100.0);
+  CHECK(evidence(2)["window"]["from"] == "2026-10-01");  // the scope's window, not the 1d one
+  CHECK(evidence(2)["sum(spend) over last 1d"] == 40.0);
+  // Key 55 has no row in the 1d window: a sum over no rows is 0.
+  CHECK(evidence(3)["total"] == 180.0);
+  CHECK(evidence(3)["recent"] == 0.0);
+  CHECK(evidence(4)["total"] == 60.0);
+}
+
+TEST_CASE("a scheduled rule over more keys than one evaluation block decides each key as it would alone",
+          "[engine]") {
+  // 10,000 ad sets (the engine evaluates 4,096 at a time): ad set i spends i % 97 USD a day over
+  // 3 days against a target of 100, so it fires when 3 * (i % 97) > 100 and it spent yesterday.
+  Warehouse w("blocks");
+  w.Exec("CREATE TABLE adset_num(adset_id INTEGER, day TEXT, channel TEXT, target_cpa REAL, spend REAL, "
+         "conversions INTEGER)");
+  std::string sql = "BEGIN;";
+  std::set<std::string> want;
+  for (int i = 0; i < 10000; ++i) {
+    for (int d = 1; d <= 3; ++d) {
+      sql += "INSERT INTO adset_num VALUES(" + std::to_string(i) + ", '2026-10-0" + std::to_string(d) + "', 'meta', 100, " +
+             std::to_string(i % 97) + ", 0);";
+    }
+    if (3 * (i % 97) > 100) want.insert(std::to_string(i));
+  }
+  w.Exec(sql + "COMMIT;");
+  Harness h(kNumbered, T("2026-10-03T23:00:00Z"), w.Open());
+  h.Advance(T("2026-10-04T01:00:00Z"));
+  std::set<std::string> fired;
+  std::size_t wrong_evidence = 0;
+  for (const auto& d : h.sink.decisions) {
+    if (d.kind != "rule") continue;
+    CHECK(d.outcome == "fired");
+    fired.insert(d.entity_id);
+    const double per_day = std::stoi(d.entity_id) % 97;
+    if (d.evidence["total"] != 3 * per_day || d.evidence["recent"] != per_day) ++wrong_evidence;
+  }
+  CHECK(fired.size() == want.size());
+  CHECK(fired == want);
+  CHECK(wrong_evidence == 0);
+}
+
 // ---------------------------------------------------------------- journeys
 
 namespace {
