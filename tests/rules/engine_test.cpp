@@ -190,11 +190,12 @@ namespace {
 struct Warehouse {
   std::string path;
   std::unique_ptr<gavel::rules::SqliteWarehouse> wh;
-  explicit Warehouse(const std::string& name) {
+  // `key_type`: the SQL type of adset_id (INTEGER makes SQLite order keys as numbers).
+  explicit Warehouse(const std::string& name, const std::string& key_type = "TEXT") {
     path = (std::filesystem::temp_directory_path() / ("gavel-engine-" + std::to_string(::getpid()) + "-" + name + ".db"))
                .string();
     std::filesystem::remove(path);
-    Exec("CREATE TABLE adset_daily(adset_id TEXT, day TEXT, channel TEXT, name TEXT, target_cpa REAL, spend REAL, "
+    Exec("CREATE TABLE adset_daily(adset_id " + key_type + ", day TEXT, channel TEXT, name TEXT, target_cpa REAL, spend REAL, "
          "conversions INTEGER)");
   }
   ~Warehouse() {
@@ -227,7 +228,7 @@ struct Warehouse {
   }
 };
 
-constexpr const char* kCpa = R"(
+const std::string kAdsetTable = R"(
 table adset_daily from warehouse "adset_daily" {
   key adset_id
   time day
@@ -235,6 +236,9 @@ table adset_daily from warehouse "adset_daily" {
   facts spend: money(USD), conversions: count
   freshness 36h
 }
+)";
+
+const std::string kCpa = kAdsetTable + R"(
 rule pause_high_cpa {
   owner "paid@example.com"
   every 1d
@@ -294,7 +298,7 @@ TEST_CASE("stale warehouse data makes the rule skip with stale_data instead of a
 TEST_CASE("a warehouse error skips that rule with the reason and the other rules keep running", "[engine]") {
   Warehouse w("broken");
   w.AdSet("zero_large", 150, 0, 40);
-  std::string src = std::string(kCpa) + R"(
+  std::string src = kCpa + R"(
 table missing_table from warehouse "no_such_table" {
   key id
   time day
@@ -321,20 +325,14 @@ rule reads_missing {
 
 namespace {
 
-// A daily table whose key column holds integers, so that SQLite orders the window rows
-// numerically (2, 9, 10, 100) while the engine's keys are texts ("10" < "100" < "2" < "9").
-constexpr const char* kNumbered = R"(
-table adset_num from warehouse "adset_num" {
-  key adset_id
-  time day
-  dims channel: text, target_cpa: money(USD)
-  facts spend: money(USD), conversions: count
-  freshness 36h
-}
+// A rule over a warehouse whose key column holds integers (Warehouse(name, "INTEGER")), so that
+// SQLite orders the window rows numerically (2, 9, 10, 100) while the engine's keys are texts
+// ("10" < "100" < "2" < "9").
+const std::string kNumbered = kAdsetTable + R"(
 rule spend_over_target {
   owner "paid@example.com"
   every 1d
-  for each adset in adset_num over last 3d where channel == "meta"
+  for each adset in adset_daily over last 3d where channel == "meta"
   let recent = spend over last 1d
   let total = sum(spend)
   when total > adset.target_cpa and recent > 0 USD
@@ -346,8 +344,8 @@ rule spend_over_target {
 // Ad set `id`: `days` daily rows ending 2026-10-03, each spending `spend`, target 100 USD.
 void NumberedAdSet(Warehouse& w, int id, int days, double spend, const std::string& channel = "meta") {
   for (int d = 3; d > 3 - days; --d) {
-    w.Exec("INSERT INTO adset_num VALUES(" + std::to_string(id) + ", '2026-10-0" + std::to_string(d) + "', '" + channel +
-           "', 100, " + std::to_string(spend) + ", 0)");
+    w.Exec("INSERT INTO adset_daily VALUES(" + std::to_string(id) + ", '2026-10-0" + std::to_string(d) + "', '" +
+           channel + "', 'n', 100, " + std::to_string(spend) + ", 0)");
   }
 }
 
@@ -355,17 +353,15 @@ void NumberedAdSet(Warehouse& w, int id, int days, double spend, const std::stri
 
 TEST_CASE("a scheduled rule pairs each key's rows across windows, whatever order the warehouse returns them in",
           "[engine]") {
-  Warehouse w("numbered");
-  w.Exec("CREATE TABLE adset_num(adset_id INTEGER, day TEXT, channel TEXT, target_cpa REAL, spend REAL, "
-         "conversions INTEGER)");
+  Warehouse w("numbered", "INTEGER");
   NumberedAdSet(w, 2, 3, 40);    // 120 over 3 days, 40 yesterday: fires
   NumberedAdSet(w, 9, 3, 20);    // 60: below target
   NumberedAdSet(w, 10, 1, 150);  // 150, all yesterday: fires
   NumberedAdSet(w, 100, 3, 50);  // 150 over 3 days...
-  w.Exec("DELETE FROM adset_num WHERE adset_id = 100 AND day = '2026-10-03'");  // ...but nothing yesterday: 100
+  w.Exec("DELETE FROM adset_daily WHERE adset_id = 100 AND day = '2026-10-03'");  // ...but nothing yesterday: 100
   NumberedAdSet(w, 100, 1, 0);   // a zero row yesterday: recent = 0, does not fire
   NumberedAdSet(w, 55, 3, 90);   // 270 over 3 days...
-  w.Exec("DELETE FROM adset_num WHERE adset_id = 55 AND day = '2026-10-03'");  // ...none in the 1d window
+  w.Exec("DELETE FROM adset_daily WHERE adset_id = 55 AND day = '2026-10-03'");  // ...none in the 1d window
   NumberedAdSet(w, 7, 3, 90, "google");  // outside the scope's `where`: in neither window
   gavel::rules::SimulatedClock clock(T("2026-10-03T23:00:00Z"));
   VectorSink sink;
@@ -403,14 +399,12 @@ TEST_CASE("a scheduled rule over more keys than one evaluation block decides eac
           "[engine]") {
   // 10,000 ad sets (the engine evaluates 4,096 at a time): ad set i spends i % 97 USD a day over
   // 3 days against a target of 100, so it fires when 3 * (i % 97) > 100 and it spent yesterday.
-  Warehouse w("blocks");
-  w.Exec("CREATE TABLE adset_num(adset_id INTEGER, day TEXT, channel TEXT, target_cpa REAL, spend REAL, "
-         "conversions INTEGER)");
+  Warehouse w("blocks", "INTEGER");
   std::string sql = "BEGIN;";
   std::set<std::string> want;
   for (int i = 0; i < 10000; ++i) {
     for (int d = 1; d <= 3; ++d) {
-      sql += "INSERT INTO adset_num VALUES(" + std::to_string(i) + ", '2026-10-0" + std::to_string(d) + "', 'meta', 100, " +
+      sql += "INSERT INTO adset_daily VALUES(" + std::to_string(i) + ", '2026-10-0" + std::to_string(d) + "', 'meta', 'n', 100, " +
              std::to_string(i % 97) + ", 0);";
     }
     if (3 * (i % 97) > 100) want.insert(std::to_string(i));
