@@ -22,6 +22,7 @@
 #include "rules/reallocate.hpp"
 #include "rules/stats.hpp"
 #include "rules/state.hpp"
+#include "rules/window_rows.hpp"
 
 namespace gavel::rules {
 
@@ -1650,8 +1651,9 @@ struct Engine::Impl {
   const dsl::Schedule* ScheduleOf(const std::string& unit) const;
   Status RunScheduledRule(const dsl::CompiledRule& r, TimeMs at);
   Status RunAlert(const dsl::CompiledAlert& a, TimeMs at);
-  // One tick's window rows, lined up by entity: `keys` is the sorted union of the keys of all
-  // queries, and at[q][i] is the row of keys[i] in query q (null when that query has none).
+  // One tick's window rows, lined up by entity (LineUpByKey, window_rows.hpp): `keys` is the
+  // sorted union of the keys of all queries, and at[q][i] is the row of keys[i] in query q
+  // (null when that query has none).
   struct TickData {
     std::vector<std::vector<WindowRow>> rows;       // per query, as the warehouse returned them
     std::vector<std::vector<const WindowRow*>> at;  // per query, per key position
@@ -1686,7 +1688,6 @@ struct Engine::Impl {
       return v;
     }
   };
-  static void LineUpByKey(TickData& data);
   // Fills `out` for the keys at positions [begin, begin + rows) (row i of the columns is key
   // begin + i) and runs the lets over them.
   void FillTickColumns(const std::vector<dsl::SlotRef>& slots, const std::vector<dsl::WindowQuery>& queries,

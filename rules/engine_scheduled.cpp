@@ -208,7 +208,6 @@ bool Engine::Impl::ReadWindows(const std::string& kind, const std::string& name,
     }
   }
   out.rows.assign(queries.size(), {});
-  out.at.assign(queries.size(), {});
   out.bounds.assign(queries.size(), {});
   out.keys.clear();
   for (std::size_t i = 0; i < queries.size(); ++i) {
@@ -220,7 +219,9 @@ bool Engine::Impl::ReadWindows(const std::string& kind, const std::string& name,
     if (!rows.ok()) return skip("error", {{"error", rows.status().message()}}, true);
     out.rows[i] = std::move(rows.value());
   }
-  LineUpByKey(out);
+  LinedUpRows lined = LineUpByKey(out.rows);
+  out.keys = std::move(lined.keys);
+  out.at = std::move(lined.at);
   h.ok = true;
   h.last_error.clear();
   return true;
@@ -262,49 +263,6 @@ Value DimValue(const DimSource& src, const std::string& key, RowOf&& row_of) {
 }
 
 }  // namespace
-
-// Lines the rows of every query up by key. The window SQL orders its rows by key, but in the
-// database's order (numbers as numbers, a collation), so each query's rows are checked against
-// the string order and sorted when they differ; then the queries are merged. A key that a
-// query returns twice keeps its last row.
-void Engine::Impl::LineUpByKey(TickData& data) {
-  const std::size_t n_queries = data.rows.size();
-  std::vector<std::vector<const WindowRow*>> sorted(n_queries);
-  for (std::size_t q = 0; q < n_queries; ++q) {
-    std::vector<const WindowRow*> v;
-    v.reserve(data.rows[q].size());
-    for (const auto& r : data.rows[q]) v.push_back(&r);
-    auto less = [](const WindowRow* a, const WindowRow* b) { return a->key < b->key; };
-    if (!std::is_sorted(v.begin(), v.end(), less)) std::stable_sort(v.begin(), v.end(), less);
-    auto& out = sorted[q];
-    out.reserve(v.size());
-    for (const WindowRow* r : v) {
-      if (!out.empty() && out.back()->key == r->key) {
-        out.back() = r;
-      } else {
-        out.push_back(r);
-      }
-    }
-  }
-  std::size_t most = 0;
-  for (const auto& v : sorted) most = std::max(most, v.size());
-  data.keys.reserve(most);
-  for (auto& a : data.at) a.reserve(most);
-  std::vector<std::size_t> next(n_queries, 0);
-  for (;;) {
-    const std::string* least = nullptr;
-    for (std::size_t q = 0; q < n_queries; ++q) {
-      if (next[q] < sorted[q].size() && (!least || sorted[q][next[q]]->key < *least)) least = &sorted[q][next[q]]->key;
-    }
-    if (!least) break;
-    data.keys.push_back(*least);
-    const std::string& key = data.keys.back();
-    for (std::size_t q = 0; q < n_queries; ++q) {
-      const bool here = next[q] < sorted[q].size() && sorted[q][next[q]]->key == key;
-      data.at[q].push_back(here ? sorted[q][next[q]++] : nullptr);
-    }
-  }
-}
 
 std::vector<Value> Engine::Impl::RowSlots(const std::vector<dsl::SlotRef>& slots,
                                           const std::vector<dsl::WindowQuery>& queries, const TickData& data,
