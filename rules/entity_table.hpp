@@ -1,8 +1,11 @@
 // Internal to rules/: the engine's dense per-entity storage, built for millions of entities.
 //
 //   SeenIds      the set of event ids already applied (duplicate detection), stored as 128-bit
-//                XXH3 hashes in an open-addressing table: 16 bytes per id at most 75% full, so
-//                21-43 bytes per event. Two different ids share a hash with probability about
+//                XXH3 hashes (16 bytes per id, in the order added) found through an
+//                open-addressing table of 8-byte slots at most 75% full (a tag of the hash and
+//                the hash's position), so 27-53 bytes per event (the array grows by
+//                doubling unless reserved); a lookup touches one random line of the table.
+//                Two different ids share a hash with probability about
 //                n^2 / 2^129 (below 1e-20 for ten billion events), which we accept instead of
 //                keeping every id's text.
 //   EntityTable  one entity type: its ids interned to dense numbers 0, 1, 2, ... (open
@@ -20,9 +23,11 @@
 // Not thread-safe: owned by one Engine, used by one thread at a time.
 #pragma once
 
+#include <algorithm>
 #include <bit>
 #include <cstdint>
 #include <cstring>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -132,6 +137,10 @@ inline void PrefetchL2(const void* p) {
 
 class SeenIds {
  public:
+  SeenIds() = default;
+  // `max_ids`: how many hashes the table holds before the rest go to a plain set (tests make
+  // it small; the default is the most a slot can number).
+  explicit SeenIds(std::size_t max_ids) : max_ids_(std::min(max_ids, kMaxIds)) {}
   // XXH3_128bits of the id (the value checkpoints store), short ids inline as in HashId.
   [[gnu::always_inline]] static XXH128_hash_t HashOf(std::string_view id) {
     if (id.size() <= 16) {
@@ -144,15 +153,20 @@ class SeenIds {
   // The same with the id's hash (HashOf) computed earlier (the batch path hashes once).
   bool InsertHashed(const XXH128_hash_t& h) {
     if ((size_ + 1) * 4 >= slots_.size() * 3) Grow();
-    const Slot want{h.low64 | 1, h.high64};  // lo never 0: 0 marks an empty slot
+    const std::uint64_t tag = h.high64 & kTagMask;
     for (std::size_t i = h.high64 >> shift_;; i = (i + 1) & mask_) {
-      Slot& s = slots_[i];
-      if (s.lo == 0) {
-        s = want;
+      const std::uint64_t s = slots_[i];
+      if (s == 0) {
+        if (hashes_.size() >= max_ids_) [[unlikely]] return InsertOverflow(h);
+        hashes_.push_back(h);
+        slots_[i] = tag | hashes_.size();
         ++size_;
         return true;
       }
-      if (s.lo == want.lo && s.hi == want.hi) return false;
+      if ((s & kTagMask) == tag) {
+        const XXH128_hash_t& have = hashes_[(s & ~kTagMask) - 1];
+        if (have.low64 == h.low64 && have.high64 == h.high64) return false;
+      }
     }
   }
   // Asks the cache for the slot where the id of hash `h` would be looked up first.
@@ -165,12 +179,17 @@ class SeenIds {
     std::size_t cap = slots_.empty() ? 1024 : slots_.size();
     while ((n + 1) * 4 >= cap * 3) cap *= 2;
     if (cap != slots_.size()) Grow(cap);
+    hashes_.reserve(std::min(n, max_ids_));
   }
 
  private:
-  struct Slot {
-    std::uint64_t lo = 0, hi = 0;
-  };
+  // A slot is 0 (empty) or the top 32 bits of the id's hash.high64 (its tag) and, below them,
+  // 1 + the position of the whole hash in `hashes_`. The tag holds the bits that choose the
+  // home slot (tables of up to 2^32 slots), so a rehash needs only the slots; a lookup reads
+  // the whole hash only when the tags match (a duplicate, or 1 in about 2^(32 - log2 slots)
+  // of the neighbours it passes).
+  static constexpr std::uint64_t kTagMask = 0xffffffff00000000ull;
+  static constexpr std::size_t kMaxIds = 0xfffffffeu;  // ids in `hashes_`; more go to `overflow_`
   // An id's home slot is given by the top bits of its hash, so the table is (but for the few
   // ids that wrapped around its end) in hash order, and doubling it moves each id to about
   // twice its position: the rehash below writes the new table front to back, a stream
@@ -180,22 +199,31 @@ class SeenIds {
     if (cap == 0) cap = slots_.empty() ? 1024 : slots_.size() * 2;
     int shift = 64;
     for (std::size_t c = cap; c > 1; c >>= 1) --shift;
-    ZeroedArray<Slot> next(cap);
+    ZeroedArray<std::uint64_t> next(cap);
     const std::size_t mask = cap - 1;
-    for (const Slot& s : slots_) {
-      if (s.lo == 0) continue;
-      std::size_t i = s.hi >> shift;
-      while (next[i].lo != 0) i = (i + 1) & mask;
+    for (const std::uint64_t s : slots_) {
+      if (s == 0) continue;
+      std::size_t i = s >> shift;
+      while (next[i] != 0) i = (i + 1) & mask;
       next[i] = s;
     }
     slots_.swap(next);
     mask_ = mask;
     shift_ = shift;
   }
+  // Past kMaxIds ids (64 GiB of hashes): a plain set, so that nothing is ever refused.
+  [[gnu::noinline]] bool InsertOverflow(const XXH128_hash_t& h) {
+    const bool added = overflow_.insert({h.high64, h.low64}).second;
+    size_ += added;
+    return added;
+  }
 
-  // One cache line holds four: a lookup costs one miss. From 2 MiB (131,072 slots) on, on
+  // One cache line holds eight: a lookup costs one miss. From 2 MiB (262,144 slots) on, on
   // transparent huge pages (huge_pages.hpp): one TLB entry per 2 MiB of table.
-  ZeroedArray<Slot> slots_;
+  ZeroedArray<std::uint64_t> slots_;
+  std::vector<XXH128_hash_t, HugePageAllocator<XXH128_hash_t>> hashes_;  // in the order added
+  std::set<std::pair<std::uint64_t, std::uint64_t>> overflow_;
+  std::size_t max_ids_ = kMaxIds;
   std::size_t mask_ = 0;
   int shift_ = 64;  // home slot: hash.high64 >> shift_ (64 - log2 of the slot count)
   std::size_t size_ = 0;

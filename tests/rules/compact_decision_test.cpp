@@ -5,6 +5,8 @@
 // events) and down (by decay timers), cooldown and limit skips, `set` actions, message
 // templates, lets, an event without an entity, duplicates, late and hand-built events.
 #include <catch2/catch.hpp>
+#include <algorithm>
+#include <random>
 #include <map>
 #include <set>
 #include <memory>
@@ -517,4 +519,38 @@ TEST_CASE("entity ids of every short length spread over the index", "[engine][ba
   // All 3,360 ids are distinct (one letter A-P in a run of x's).
   CHECK(hashes.size() == static_cast<std::size_t>(ids));
   CHECK(homes.size() > 900);  // of 1,024 slots
+}
+
+TEST_CASE("the seen-id table answers as a set of 128-bit hashes, neighbours and overflow included",
+          "[engine][batch]") {
+  // Hashes that share the slot tag (the top 32 bits) and the home slot but differ elsewhere,
+  // mixed with random ones; each added twice in a shuffled order. With room for 300 hashes
+  // in the table, the rest go to the overflow set; the answers must not change.
+  using gavel::rules::engine_detail::SeenIds;
+  std::mt19937_64 rng(7);
+  std::vector<XXH128_hash_t> hashes;
+  for (int i = 0; i < 500; ++i) {
+    XXH128_hash_t h{rng(), rng()};
+    if (i % 4 != 0 && !hashes.empty()) {
+      const XXH128_hash_t& near = hashes[rng() % hashes.size()];
+      h.high64 = (near.high64 & 0xffffffff00000000ull) | (rng() % 2 ? near.high64 & 0xffffffffull : h.high64 & 0xffffffffull);
+      if (i % 8 == 1) h.high64 = near.high64;  // the same high half: told apart by the low one
+    }
+    hashes.push_back(h);
+  }
+  std::vector<XXH128_hash_t> order = hashes;
+  order.insert(order.end(), hashes.begin(), hashes.end());
+  std::shuffle(order.begin(), order.end(), rng);
+  for (const std::size_t room : {std::size_t{300}, std::size_t{1} << 20}) {
+    SeenIds seen(room);
+    std::set<std::pair<std::uint64_t, std::uint64_t>> want;
+    std::size_t mismatches = 0;
+    for (const XXH128_hash_t& h : order) {
+      const bool added = want.insert({h.high64, h.low64}).second;
+      if (seen.InsertHashed(h) != added) ++mismatches;
+    }
+    INFO("room " << room);
+    CHECK(mismatches == 0);
+    CHECK(seen.size() == want.size());
+  }
 }
