@@ -325,36 +325,22 @@ int main(int argc, char** argv) {
   long rss_before = MaxRssKib();
   std::vector<double> per_event, batch, json, hand, hand_dense;
   long decisions_per_event = 0, decisions_batch = 0, decisions_json = 0, crossings_hand = 0, crossings_dense = 0;
+  // One run of `mode`: its time into `secs`, its decision count into `count`.
+  auto once = [&](Mode mode, std::vector<double>& secs, long& count) {
+    CountingSink sink;
+    secs.push_back(run(mode, sink));
+    count = sink.count;
+  };
   for (int round = 0; round < kRounds; ++round) {
-    {
-      CountingSink sink;
-      per_event.push_back(run(Mode::kPerEvent, sink));
-      decisions_per_event = sink.count;
-    }
+    once(Mode::kPerEvent, per_event, decisions_per_event);
     if (round == 0) {
       std::printf("peak RSS growth during the first run: %.0f bytes per lead (includes seen-event ids)\n",
                   (MaxRssKib() - rss_before) * 1024.0 / static_cast<double>(n_leads));
     }
-    {
-      CountingSink sink;
-      batch.push_back(run(Mode::kBatch, sink));
-      decisions_batch = sink.count;
-    }
-    {
-      CountingSink sink;
-      json.push_back(run(Mode::kJsonPerEvent, sink));
-      decisions_json = sink.count;
-    }
-    {
-      CountingSink sink;
-      hand.push_back(run(Mode::kHand, sink));
-      crossings_hand = sink.count;
-    }
-    {
-      CountingSink sink;
-      hand_dense.push_back(run(Mode::kHandDense, sink));
-      crossings_dense = sink.count;
-    }
+    once(Mode::kBatch, batch, decisions_batch);
+    once(Mode::kJsonPerEvent, json, decisions_json);
+    once(Mode::kHand, hand, crossings_hand);
+    once(Mode::kHandDense, hand_dense, crossings_dense);
   }
   report("per event (compact decisions):", per_event, decisions_per_event);
   report("batch OnEvents (compact decisions):", batch, decisions_batch);
