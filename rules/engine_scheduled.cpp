@@ -380,15 +380,13 @@ Status Engine::Impl::RunScheduledRule(const dsl::CompiledRule& r, TimeMs at) {
   // The evidence's window is the scope's (`over last 3d`); values with windows of their own
   // name them in their evidence keys (`sum(spend) over last 1d`).
   nlohmann::ordered_json window = nlohmann::ordered_json::object();
-  if (!data.bounds.empty()) {
-    std::size_t q = 0;
-    while (q < r.queries.size() && (r.queries[q].window.kind != r.scope->window.kind ||
-                                    r.queries[q].window.seconds != r.scope->window.seconds)) {
-      ++q;
+  {
+    WindowBounds b;
+    std::string error;
+    if (WindowFor(r.scope->window, table->grain, table->timezone.empty() ? "UTC" : table->timezone, at, b, error)) {
+      window["from"] = b.from;
+      window["to"] = b.to;
     }
-    const WindowBounds& b = data.bounds[q < r.queries.size() ? q : 0];
-    window["from"] = b.from;
-    window["to"] = b.to;
   }
   if (r.scope->across) return RunReallocation(r, *table, data, at, window);
   // The lets and the condition run over a block of keys at a time (columns, Evaluator::RunBatch
@@ -403,7 +401,6 @@ Status Engine::Impl::RunScheduledRule(const dsl::CompiledRule& r, TimeMs at) {
     const std::size_t m = std::min(kTickBlock, n - begin);
     FillTickColumns(r.slots, r.queries, r.lets, data, *table, begin, m, tick_columns);
     const std::size_t holds = ev.TestBatch(r.condition, tick_columns.cols.data(), m, tick_holds.data());
-    if (!every_row) rule_not_fired[&r - p.rules.data()] += m - holds;
     if (r.confidence) {
       tick_thresholds.resize(m);
       ev.RunBatch(r.confidence->threshold, tick_columns.cols.data(), m, tick_thresholds.data());
@@ -481,6 +478,9 @@ Status Engine::Impl::RunScheduledRule(const dsl::CompiledRule& r, TimeMs at) {
       Status s = Emit(d);
       if (!s.ok()) return s;
     }
+    // The rows that did not hold, counted once the block's records are written (when one
+    // fails, the rows after it were not evaluated as far as the log is concerned).
+    if (!every_row) rule_not_fired[&r - p.rules.data()] += m - holds;
   }
   return Status::Ok();
 }

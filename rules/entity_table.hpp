@@ -152,7 +152,9 @@ class SeenIds {
   bool Insert(std::string_view id) { return InsertHashed(HashOf(id)); }
   // The same with the id's hash (HashOf) computed earlier (the batch path hashes once).
   bool InsertHashed(const XXH128_hash_t& h) {
-    if ((size_ + 1) * 4 >= slots_.size() * 3) Grow();
+    // The table holds only the ids in `hashes_` (the overflow set's are never in it), so it
+    // stops growing with them: at most 2^32 slots, the most the tag can place.
+    if ((hashes_.size() + 1) * 4 >= slots_.size() * 3 && hashes_.size() < max_ids_) Grow();
     const std::uint64_t tag = h.high64 & kTagMask;
     for (std::size_t i = h.high64 >> shift_;; i = (i + 1) & mask_) {
       const std::uint64_t s = slots_[i];
@@ -174,13 +176,17 @@ class SeenIds {
     if (!slots_.empty()) engine_detail::Prefetch(&slots_[h.high64 >> shift_]);
   }
   std::size_t size() const { return size_; }
-  // Makes room for `n` ids without growing again (a replay knows its event count).
+  // Makes room for `n` ids without growing again (a replay knows its event count). Called
+  // once per restored checkpoint row with a few more ids each time, so the hash array grows
+  // at least twofold when it grows (an exact reserve would copy it once per row).
   void Reserve(std::size_t n) {
+    n = std::min(n, max_ids_);
     std::size_t cap = slots_.empty() ? 1024 : slots_.size();
     while ((n + 1) * 4 >= cap * 3) cap *= 2;
     if (cap != slots_.size()) Grow(cap);
-    hashes_.reserve(std::min(n, max_ids_));
+    if (n > hashes_.capacity()) hashes_.reserve(std::min(std::max(n, 2 * hashes_.capacity()), max_ids_));
   }
+  std::size_t hash_capacity() const { return hashes_.capacity(); }  // for tests
 
  private:
   // A slot is 0 (empty) or the top 32 bits of the id's hash.high64 (its tag) and, below them,
@@ -189,7 +195,10 @@ class SeenIds {
   // the whole hash only when the tags match (a duplicate, or 1 in about 2^(32 - log2 slots)
   // of the neighbours it passes).
   static constexpr std::uint64_t kTagMask = 0xffffffff00000000ull;
-  static constexpr std::size_t kMaxIds = 0xfffffffeu;  // ids in `hashes_`; more go to `overflow_`
+  // Ids in `hashes_`; more go to `overflow_`. At most 3 * 2^30 - 2, so that the table, kept at
+  // most 75% full, never needs more than 2^32 slots (beyond that the tag no longer holds every
+  // bit of the home slot, and a rehash from the slots alone would misplace ids).
+  static constexpr std::size_t kMaxIds = (std::size_t{3} << 30) - 2;
   // An id's home slot is given by the top bits of its hash, so the table is (but for the few
   // ids that wrapped around its end) in hash order, and doubling it moves each id to about
   // twice its position: the rehash below writes the new table front to back, a stream
@@ -211,7 +220,7 @@ class SeenIds {
     mask_ = mask;
     shift_ = shift;
   }
-  // Past kMaxIds ids (64 GiB of hashes): a plain set, so that nothing is ever refused.
+  // Past max_ids_ ids (48 GiB of hashes at kMaxIds): a plain set, so that nothing is ever refused.
   [[gnu::noinline]] bool InsertOverflow(const XXH128_hash_t& h) {
     const bool added = overflow_.insert({h.high64, h.low64}).second;
     size_ += added;

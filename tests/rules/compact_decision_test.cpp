@@ -524,12 +524,13 @@ TEST_CASE("entity ids of every short length spread over the index", "[engine][ba
 TEST_CASE("the seen-id table answers as a set of 128-bit hashes, neighbours and overflow included",
           "[engine][batch]") {
   // Hashes that share the slot tag (the top 32 bits) and the home slot but differ elsewhere,
-  // mixed with random ones; each added twice in a shuffled order. With room for 300 hashes
-  // in the table, the rest go to the overflow set; the answers must not change.
+  // mixed with random ones; each added twice in a shuffled order, so the table grows from
+  // 1,024 slots as they come. With room for 3,000 hashes in the table, the rest go to the
+  // overflow set; the answers must not change.
   using gavel::rules::engine_detail::SeenIds;
   std::mt19937_64 rng(7);
   std::vector<XXH128_hash_t> hashes;
-  for (int i = 0; i < 500; ++i) {
+  for (int i = 0; i < 5000; ++i) {
     XXH128_hash_t h{rng(), rng()};
     if (i % 4 != 0 && !hashes.empty()) {
       const XXH128_hash_t& near = hashes[rng() % hashes.size()];
@@ -541,7 +542,7 @@ TEST_CASE("the seen-id table answers as a set of 128-bit hashes, neighbours and 
   std::vector<XXH128_hash_t> order = hashes;
   order.insert(order.end(), hashes.begin(), hashes.end());
   std::shuffle(order.begin(), order.end(), rng);
-  for (const std::size_t room : {std::size_t{300}, std::size_t{1} << 20}) {
+  for (const std::size_t room : {std::size_t{3000}, std::size_t{1} << 20}) {
     SeenIds seen(room);
     std::set<std::pair<std::uint64_t, std::uint64_t>> want;
     std::size_t mismatches = 0;
@@ -553,4 +554,19 @@ TEST_CASE("the seen-id table answers as a set of 128-bit hashes, neighbours and 
     CHECK(mismatches == 0);
     CHECK(seen.size() == want.size());
   }
+}
+
+TEST_CASE("restoring many checkpoint rows grows the seen-id hashes geometrically", "[engine][batch]") {
+  // A restore reserves room once per "events" row (engine_state.cpp); an exact reserve would
+  // copy every hash loaded so far once per row.
+  gavel::rules::engine_detail::SeenIds seen;
+  std::mt19937_64 rng(11);
+  std::set<std::size_t> capacities;
+  for (int row = 0; row < 1000; ++row) {
+    seen.Reserve(seen.size() + 10);
+    for (int i = 0; i < 10; ++i) CHECK(seen.InsertHashed(XXH128_hash_t{rng(), rng()}));
+    capacities.insert(seen.hash_capacity());
+  }
+  CHECK(seen.size() == 10000);
+  CHECK(capacities.size() < 20);
 }

@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "dsl/compiler.hpp"
+#include "rules/stats.hpp"
 #include "rules/store/sqlite_warehouse.hpp"
 
 namespace {
@@ -412,9 +413,12 @@ TEST_CASE("a scheduled rule over more keys than one evaluation block decides eac
   w.Exec(sql + "COMMIT;");
   Harness h(kNumbered, T("2026-10-03T23:00:00Z"), w.Open());
   h.Advance(T("2026-10-04T01:00:00Z"));
+  REQUIRE(h.engine->FlushSummary().ok());
   std::set<std::string> fired;
   std::size_t wrong_evidence = 0;
+  long not_fired = -1;
   for (const auto& d : h.sink.decisions) {
+    if (d.kind == "summary") not_fired = d.evidence["not_fired"].value("rule:spend_over_target", 0L);
     if (d.kind != "rule") continue;
     CHECK(d.outcome == "fired");
     fired.insert(d.entity_id);
@@ -424,6 +428,54 @@ TEST_CASE("a scheduled rule over more keys than one evaluation block decides eac
   CHECK(fired.size() == want.size());
   CHECK(fired == want);
   CHECK(wrong_evidence == 0);
+  CHECK(not_fired == 10000 - static_cast<long>(want.size()));  // the rest, counted
+}
+
+TEST_CASE("a confidence rule over more keys than one evaluation block decides and counts each key as alone",
+          "[engine]") {
+  // 6,000 ad sets, 3 days each: spend and conversions from a small hash, target 20-59 USD.
+  // What each should get follows from the rule's definition: fired when the Poisson bound
+  // passes, below_confidence when only the plain CPA does, otherwise counted as not fired.
+  Warehouse w("confidence_blocks");
+  std::string sql = "BEGIN;";
+  std::set<std::string> want_fired, want_below;
+  long want_not_fired = 0;
+  for (int i = 0; i < 6000; ++i) {
+    const std::uint32_t x = static_cast<std::uint32_t>(i) * 2654435761u;
+    const double spend = 10 + (x >> 8) % 200;  // per day
+    const int conversions = static_cast<int>((x >> 20) % 12);
+    const double target = 20 + (x >> 4) % 40;
+    for (int d = 1; d <= 3; ++d) {
+      const int conv = conversions / 3 + (d - 1 < conversions % 3 ? 1 : 0);
+      sql += "INSERT INTO adset_daily VALUES('a" + std::to_string(i) + "', '2026-10-0" + std::to_string(d) +
+             "', 'meta', 'n', " + std::to_string(target) + ", " + std::to_string(spend) + ", " + std::to_string(conv) + ");";
+    }
+    const gavel::rules::CostPerCountResult res = gavel::rules::TestCostPerCount({3 * spend, double(conversions), 1.5 * target, 0.9, true});
+    const bool plain = conversions > 0 && 3 * spend / conversions > 1.5 * target;
+    if (res.pass) want_fired.insert("a" + std::to_string(i));
+    else if (plain) want_below.insert("a" + std::to_string(i));
+    else ++want_not_fired;
+  }
+  w.Exec(sql + "COMMIT;");
+  Harness h(kCpa, T("2026-10-03T23:00:00Z"), w.Open());
+  h.Advance(T("2026-10-04T01:00:00Z"));
+  REQUIRE(h.engine->FlushSummary().ok());
+  std::set<std::string> fired, below;
+  long not_fired = -1;
+  for (const auto& d : h.sink.decisions) {
+    if (d.kind == "summary") {
+      not_fired = d.evidence["not_fired"].value("rule:pause_high_cpa", 0L);
+    } else if (d.outcome == "fired") {
+      fired.insert(d.entity_id);
+    } else if (d.reason == "below_confidence") {
+      below.insert(d.entity_id);
+    }
+  }
+  CHECK(fired.size() > 100);
+  CHECK(below.size() > 100);
+  CHECK(fired == want_fired);
+  CHECK(below == want_below);
+  CHECK(not_fired == want_not_fired);
 }
 
 // ---------------------------------------------------------------- journeys

@@ -6,6 +6,7 @@
 #include "rules/stats.hpp"
 
 #include <catch2/catch.hpp>
+#include <cstring>
 #include <cfloat>
 #include <cmath>
 #include <cstdint>
@@ -490,6 +491,35 @@ TEST_CASE("Forty conversions decide the CPA rule both ways", "[stats]") {
   CHECK(lo.pass);
   CHECK(RelErr(lo.bound, 74.67580843313041) < 1e-12);
   CHECK_FALSE(TestCostPerCount({3400, 40, 90, 0.9, false}).pass);  // 105.8
+}
+
+TEST_CASE("A memo of Poisson bounds gives the uncached results bit for bit", "[stats]") {
+  // One memo across levels, directions and counts that it keeps (whole, below 4,096) and
+  // those it does not (fractional, large, negative, NaN), in an order that switches often.
+  PoissonBoundMemo memo;
+  std::size_t compared = 0, differ = 0;
+  const double counts[] = {0, 1, 3, 3, 40, 0, 4095, 4096, 10000, 2.5, -1, std::nan(""), 17, 17};
+  for (int pass = 0; pass < 2; ++pass) {
+    for (const double level : {0.9, 0.95, 0.9, 0.5}) {
+      for (const bool above : {true, false, true}) {
+        for (const double count : counts) {
+          for (const double cost : {0.0, 55.5, 600.0}) {
+            const CostPerCountTest t{cost, count, 90, level, above};
+            const CostPerCountResult want = TestCostPerCount(t);
+            const CostPerCountResult got = TestCostPerCount(t, memo);
+            ++compared;
+            const bool same_bound = std::memcmp(&want.bound, &got.bound, sizeof want.bound) == 0;
+            if (!same_bound || want.pass != got.pass || want.status != got.status ||
+                want.point_estimate != got.point_estimate) {
+              ++differ;
+            }
+          }
+        }
+      }
+    }
+  }
+  CHECK(compared == 2 * 4 * 3 * 14 * 3);
+  CHECK(differ == 0);
 }
 
 TEST_CASE("The CPA rule is monotone in spend and conversions and refuses bad input", "[stats]") {
